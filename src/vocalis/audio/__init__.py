@@ -1,0 +1,66 @@
+"""Audio layer: wire encodings, G.711/PCM codecs, resampling, output chunking, WAV files."""
+
+from vocalis.audio.chunker import Chunker
+from vocalis.audio.codecs import (
+    Decoder,
+    Encoder,
+    alaw_decode,
+    alaw_encode,
+    float_to_int16,
+    float_to_pcm16,
+    int16_to_float,
+    pcm16_to_float,
+    ulaw_decode,
+    ulaw_encode,
+)
+from vocalis.audio.formats import (
+    DEFAULT_ENCODING,
+    FORMATS,
+    PCM,
+    PCMA,
+    PCMU,
+    AudioFormat,
+    Encoding,
+    bytes_for_ms,
+    bytes_per_ms,
+    duration_ms,
+    duration_s,
+    format_of,
+    rate_of,
+    silence,
+)
+from vocalis.audio.resample import StreamResampler, resample
+from vocalis.audio.wav import read_wav, read_wav_frames, write_wav
+
+__all__ = [
+    "DEFAULT_ENCODING",
+    "FORMATS",
+    "PCM",
+    "PCMA",
+    "PCMU",
+    "AudioFormat",
+    "Chunker",
+    "Decoder",
+    "Encoder",
+    "Encoding",
+    "StreamResampler",
+    "alaw_decode",
+    "alaw_encode",
+    "bytes_for_ms",
+    "bytes_per_ms",
+    "duration_ms",
+    "duration_s",
+    "float_to_int16",
+    "float_to_pcm16",
+    "format_of",
+    "int16_to_float",
+    "pcm16_to_float",
+    "rate_of",
+    "read_wav",
+    "read_wav_frames",
+    "resample",
+    "silence",
+    "ulaw_decode",
+    "ulaw_encode",
+    "write_wav",
+]

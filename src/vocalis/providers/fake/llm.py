@@ -1,0 +1,59 @@
+"""Fake LLM: echoes the user, calls tools on request (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+from vocalis.providers.base import LLMError, LLMEvent, LLMRequest, TextDelta, ToolCallRequest
+
+_CALL = re.compile(r"^call\s+([A-Za-z0-9_-]+)\s*(\{.*\})?\s*$", re.DOTALL)
+_FAIL = re.compile(r"^fail\s+(\d{3})$")
+
+
+class FakeLLM:
+    async def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
+        for event in self._respond(request):
+            yield event
+
+    def _respond(self, request: LLMRequest) -> list[LLMEvent]:
+        messages = list(request.messages)
+        last = messages[-1] if len(messages) > 1 else None
+        if last is None:
+            return _words("How can I help?")
+        if last.role == "system":
+            return _words(last.content)
+        if last.role == "tool":
+            results: list[str] = []
+            for msg in reversed(messages):
+                if msg.role != "tool":
+                    break
+                results.insert(0, msg.content)
+            return _words("Tool result: " + "; ".join(results) + ".")
+        if last.role != "user":
+            return _words("How can I help?")
+        text = last.content.strip()
+        if text == "say nothing":
+            return []
+        fail = _FAIL.match(text)
+        if fail:
+            status = int(fail.group(1))
+            raise LLMError(
+                f"LLM request failed: HTTP {status}",
+                retryable=status == 429 or status >= 500,
+                status_code=status,
+            )
+        call = _CALL.match(text)
+        if call:
+            try:
+                args = json.loads(call.group(2) or "{}")
+            except ValueError:
+                args = {}
+            return [ToolCallRequest(call.group(1), args if isinstance(args, dict) else {})]
+        return _words(f"You said: {text}")
+
+
+def _words(text: str) -> list[LLMEvent]:
+    parts = re.findall(r"\S+\s*", text)
+    return [TextDelta(p) for p in parts]

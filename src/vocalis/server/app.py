@@ -1,0 +1,125 @@
+"""The FastAPI application: state, lifespan (providers, storage, sessions) and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import FastAPI
+
+from vocalis import __version__
+from vocalis.providers.base import ProviderSet
+from vocalis.providers.factory import build_providers
+from vocalis.server.tokens import TokenStore
+from vocalis.server.ws import voice_agent_socket
+from vocalis.session.clock import Clock, RealClock
+from vocalis.session.manager import SessionManager
+from vocalis.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    """What every route and socket of one server shares (``app.state.vocalis``)."""
+
+    settings: Settings
+    clock: Clock
+    tokens: TokenStore
+    manager: SessionManager | Any = None
+    providers: ProviderSet | None = None
+    storage: Any = None
+    status: Literal["starting", "ok", "draining"] = "starting"
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    providers: ProviderSet | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """An app serving ``settings``. ``providers`` overrides the configured set (tests)."""
+    clock = clock or RealClock()
+    state = AppState(settings=settings, clock=clock, tokens=TokenStore(clock))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(_start(state, providers))
+        try:
+            yield
+        finally:
+            state.status = "draining"
+            loading.cancel()
+            if isinstance(state.manager, SessionManager):
+                await state.manager.shutdown()
+            if state.storage is not None:
+                await state.storage.aclose()
+            if state.providers is not None:
+                await state.providers.aclose()
+
+    app = FastAPI(title="Vocalis", version=__version__, lifespan=lifespan)
+    app.state.vocalis = state
+    app.add_api_websocket_route("/v1/ws", voice_agent_socket)
+    app.add_api_websocket_route("/v1/realtime", voice_agent_socket)
+    _include_optional(app)
+    return app
+
+
+async def _start(state: AppState, providers: ProviderSet | None) -> None:
+    """Load models and open storage while the server already answers /healthz."""
+    try:
+        state.providers = providers or await build_providers(state.settings)
+        storage = await _open_storage(state.settings)
+        state.storage = storage
+        state.manager = SessionManager(
+            state.settings,
+            state.providers,
+            state.clock,
+            agent_lookup=getattr(storage, "agent_lookup", None),
+            recorder=getattr(storage, "recorder", None),
+            http_runner=getattr(storage, "http_tool_runner", None),
+            llm_factory=_llm_factory(),
+        )
+        state.status = "ok"
+        state.ready.set()
+        log.info("ready: providers=%s", state.providers.name)
+    except Exception:
+        log.exception("start-up failed")
+        raise
+
+
+async def _open_storage(settings: Settings) -> Any:
+    try:
+        from vocalis.storage import open_storage
+    except ImportError:
+        return None
+    return await open_storage(settings)
+
+
+def _llm_factory() -> Any:
+    try:
+        from vocalis.providers.external.llm import custom_llm_factory
+    except ImportError:
+        return None
+    return custom_llm_factory
+
+
+def _include_optional(app: FastAPI) -> None:
+    """Routers owned by other layers, included when present."""
+    try:
+        from vocalis.server.rest import include_rest
+    except ImportError:
+        pass
+    else:
+        include_rest(app)
+    try:
+        from vocalis.server.ops import include_ops
+    except ImportError:
+        pass
+    else:
+        include_ops(app)

@@ -1,0 +1,215 @@
+"""One WebSocket connection's protocol logic, without the socket (§3.4, §4, §7.1, App. A).
+
+The server edge feeds it text frames and frame-level problems; it answers through a
+:class:`Transport`. Before a session exists it handles the CONNECTED state (first-message rules,
+first ``session.update`` validation, resume, the first-message timeout and the legacy fallback);
+afterwards it forwards events to the attached session.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from pydantic import ValidationError
+
+from vocalis.protocol import client_events as ce
+from vocalis.protocol import errors
+from vocalis.protocol import server_events as ev
+from vocalis.protocol.config import (
+    SessionConfig,
+    SessionIn,
+    ValidationContext,
+    parse_session,
+    validate_update,
+)
+from vocalis.protocol.errors import ProtocolError
+from vocalis.session.clock import Clock
+from vocalis.session.engine import Session, Transport
+from vocalis.session.hooks import Credential
+from vocalis.session.manager import SessionManager
+
+log = logging.getLogger(__name__)
+
+
+class Connection:
+    def __init__(
+        self,
+        manager: SessionManager,
+        transport: Transport,
+        credential: Credential | None,
+        clock: Clock,
+    ) -> None:
+        self.manager = manager
+        self.transport = transport
+        self.credential = credential
+        self.clock = clock
+        self.session: Session | None = None
+        self.closed = False
+        self._got_first = False  # a session.update or session.resume arrived
+
+    # ------------------------------------------------------------------ output
+    def _send_error(self, err: ProtocolError) -> None:
+        event = ev.session_error(err, self.session.id if self.session else None)
+        event["timestamp"] = self.clock.wall()
+        self.transport.send(event)
+        if err.close_code is not None:
+            self.close(err.close_code)
+
+    def close(self, code: int) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close(code)
+
+    # ------------------------------------------------------------------ edge callbacks
+    def authenticate(self) -> bool:
+        """Right after the upgrade: an invalid credential gets ``unauthorized`` + 1008."""
+        if self.credential is None:
+            self._send_error(errors.unauthorized())
+            return False
+        return True
+
+    async def on_text(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            event = ce.parse_client_message(text)
+        except ProtocolError as err:
+            self._report(err)
+            return
+        try:
+            if self.session is not None:
+                if self.session.state.value == "ended":
+                    return
+                if isinstance(event, ce.SessionResume):
+                    self._report(errors.resume_not_first())
+                    return
+                await self.session.handle(event)
+                return
+            await self._before_session(event)
+        except ProtocolError as err:
+            self._report(err)
+        except Exception:
+            log.exception("internal error handling %s", event.type)
+            self._report(errors.internal_error())
+
+    def on_binary(self) -> None:
+        self._report(errors.binary_frame())
+
+    def on_too_large(self) -> None:
+        self._report(errors.message_too_large())
+
+    def on_disconnect(self) -> None:
+        """The socket is gone without ``session.end``: the session detaches (§14.1)."""
+        self.closed = True
+        session = self.session
+        if session is not None and session.attached and session.is_attached_to(self.transport):
+            session.detach()
+
+    def _report(self, err: ProtocolError) -> None:
+        if self.session is not None:
+            self.session.error(err)
+            if err.close_code is not None:
+                self.close(err.close_code)
+        else:
+            self._send_error(err)
+
+    # ------------------------------------------------------------------ timers
+    async def first_message_timeout(self) -> None:
+        """Legacy fallback at 3 s (App. A), else ``invalid_format`` + 1008 at 15 s (§4.1)."""
+        settings = self.manager.settings
+        legacy_after = settings.legacy_ready_timeout_seconds
+        deadline = settings.first_message_timeout_seconds
+        start = self.clock.now()
+        if legacy_after > 0 and self.credential is not None and self.credential.can_create:
+            await self.clock.sleep(legacy_after)
+            if self.closed or self._got_first or self.session is not None:
+                return
+            await self._create_legacy()
+            return
+        await self.clock.sleep(max(0.0, start + deadline - self.clock.now()))
+        if not self.closed and not self._got_first and self.session is None:
+            self._send_error(errors.first_message_timeout())
+
+    # ------------------------------------------------------------------ CONNECTED state
+    async def _before_session(self, event: ce.ClientEvent) -> None:
+        match event:
+            case ce.InputAudio():
+                return  # dropped silently: clients often stream before session.ready
+            case ce.SessionUpdate():
+                self._got_first = True
+                await self._create(event)
+            case ce.SessionResume():
+                self._got_first = True
+                await self._resume(event)
+            case _:
+                self._send_error(errors.not_allowed_before_ready(event.type))
+
+    async def _create(self, event: ce.SessionUpdate) -> None:
+        assert self.credential is not None
+        if not self.credential.can_create:
+            self._send_error(errors.unauthorized())
+            return
+        try:
+            update = parse_session(event.session)
+        except ValidationError:
+            self._got_first = False
+            self._send_error(errors.invalid_fields("session.update"))
+            return
+        try:
+            config = await self._first_config(update)
+        except ProtocolError as err:
+            self._send_error(err.fatal(err.close_code or errors.CLOSE_POLICY))
+            return
+        if self.manager.at_capacity():
+            self._send_error(errors.at_capacity())
+            return
+        self.session = await self.manager.create(config, self.credential, self.transport)
+
+    async def _first_config(self, update: SessionIn) -> SessionConfig:
+        """Validate a first update in the contract's order (§7.1) into a configuration."""
+        manager = self.manager
+        base = manager.new_config()
+        ctx = ValidationContext(tuple(manager.settings.voice_ids()))
+        if update.agent_id is not None:
+            if update.other_fields_set():
+                raise errors.agent_id_exclusive()
+            return await self._agent_config(update.agent_id, base, ctx)
+        return validate_update(update, base, ctx, first=True)
+
+    async def _agent_config(
+        self, agent_id: str, base: SessionConfig, ctx: ValidationContext
+    ) -> SessionConfig:
+        lookup = self.manager.agent_lookup
+        spec = await lookup(agent_id) if lookup is not None else None
+        if spec is None:
+            raise errors.agent_not_found()
+        agent_ctx = ValidationContext(ctx.catalog_ids, allow_http_tools=True)
+        try:
+            stored = parse_session(spec.session)
+            config = validate_update(stored, base, agent_ctx, first=True)
+        except (ProtocolError, ValidationError) as exc:
+            detail = exc.message if isinstance(exc, ProtocolError) else "invalid stored agent"
+            raise errors.invalid_agent_config(detail) from None
+        # the agent's HTTP tools always remain; later client `tools` replace only the rest
+        return replace(
+            config,
+            agent_tools=tuple(t for t in config.tools if t.http is not None),
+            tools=tuple(t for t in config.tools if t.http is None),
+            agent_id=agent_id,
+            llm=spec.llm,
+        )
+
+    async def _resume(self, event: ce.SessionResume) -> None:
+        assert self.credential is not None
+        self.session = await self.manager.resume(event.session_id, self.credential, self.transport)
+
+    async def _create_legacy(self) -> None:
+        """App. A: a client that never sends ``session.update`` gets the default session."""
+        assert self.credential is not None
+        if self.manager.at_capacity():
+            self._send_error(errors.at_capacity())
+            return
+        self.session = await self.manager.create(
+            self.manager.new_config(), self.credential, self.transport, legacy=True
+        )

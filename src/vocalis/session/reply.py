@@ -1,0 +1,259 @@
+"""One agent reply: model text → sentences → speech → paced chunks, and tool calls on the way.
+
+A reply runs as one task with two children: the *producer* (LLM stream, sentence cutting, TTS,
+resampling) and the *pacer* (sends chunks at real-time pace with their word deltas). Everything
+the reply tells the client goes through its host (the session), which owns ids, history and tool
+calls. Interruption is decided by the host: it reads :meth:`Reply.played_text` and cancels the
+task, so a cancelled reply never emits another event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+import numpy as np
+
+from vocalis.audio import Encoder, StreamResampler
+from vocalis.protocol import server_events as ev
+from vocalis.providers.base import (
+    LLM,
+    TTS,
+    ChatMessage,
+    LLMError,
+    LLMRequest,
+    TextDelta,
+    ToolCallRequest,
+)
+from vocalis.session.clock import Clock
+from vocalis.session.history import ToolCallRecord
+from vocalis.session.output import OutChunk, ReplyOutput
+from vocalis.session.text import SentenceSplitter, TimedWord, time_words
+
+log = logging.getLogger(__name__)
+
+Trigger = Literal["greeting", "user_speech", "tool_result", "reply_create"]
+MAX_TOOL_RETRIES = 2
+MAX_CALLS_PER_REPLY = 16
+
+
+@dataclass
+class ReplyPlan:
+    """A queued reply (§12.1): no ids until it starts."""
+
+    trigger: Trigger
+    queued_at: float  # monotonic: the trigger instant, for time-to-first-audio
+    instructions: str | None = None
+    user_item_id: str | None = None  # the user turn that triggered it
+    user_text: str | None = None
+    user_started_at: float | None = None  # wall seconds
+    user_ended_at: float | None = None
+    user_confidence: float | None = None
+    carrying_reply_id: str | None = None  # tool_result follow-ups: the reply with the calls
+
+
+class ReplyHost(Protocol):
+    """What a reply needs from its session."""
+
+    def reply_started(self, reply: Reply) -> None: ...
+
+    def emit(self, event: ev.ServerEvent) -> None: ...
+
+    def dispatch_tool_call(self, reply: Reply, call: ToolCallRequest) -> list[str]: ...
+
+    @property
+    def output_volume(self) -> float: ...
+
+
+@dataclass
+class ReplyTimings:
+    first_llm_token: float | None = None  # monotonic
+    first_tts_audio: float | None = None
+    first_audio_sent: float | None = None
+
+
+@dataclass
+class Reply:
+    plan: ReplyPlan
+    host: ReplyHost
+    clock: Clock
+    tts: TTS
+    voice: str
+    output_encoding: str
+    output_rate: int
+    chunk_ms: int
+    lead_ms: int
+    llm: LLM | None = None
+    request: LLMRequest | None = None
+    text: str | None = None  # fixed text (greeting): spoken verbatim without the LLM
+    protected: bool = False  # uninterruptible (greeting listed in uninterruptible_turns)
+
+    reply_id: str | None = None
+    item_id: str | None = None
+    calls: list[ToolCallRecord] = field(default_factory=list)
+    timings: ReplyTimings = field(default_factory=ReplyTimings)
+    error: LLMError | None = None
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.output = ReplyOutput(self.clock, self.output_rate, self.chunk_ms, self.lead_ms)
+        self._words: list[TimedWord] = []
+        self._sent_text: list[str] = []
+        self._encoder = Encoder(self.output_encoding)
+
+    @property
+    def started(self) -> bool:
+        return self.reply_id is not None
+
+    @property
+    def speaking(self) -> bool:
+        """The agent is speaking: audio has gone out and the reply is not finished."""
+        return self.output.t_first is not None and not self.finished
+
+    # ------------------------------------------------------------------ texts
+    def full_text(self) -> str:
+        return "".join(w.text for w in self._words).rstrip()
+
+    def played_text(self) -> str:
+        """Words whose audio started before the playout position (§12.3)."""
+        pos = self.output.playout_ms()
+        return "".join(w.text for w in self._words if w.start_ms < pos).rstrip()
+
+    # ------------------------------------------------------------------ running
+    async def run(self) -> None:
+        """Produce and pace the whole reply; returns once its audio has played out."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._produce())
+            await self._pace()
+
+    async def _produce(self) -> None:
+        try:
+            if self.text is not None:
+                await self._speak(self.text.strip())
+            elif self.llm is not None and self.request is not None:
+                await self._generate(self.llm, self.request)
+        except LLMError as exc:
+            self.error = exc
+            self._ensure_started()
+            assert self.reply_id is not None
+            self.host.emit(
+                ev.reply_error(
+                    self.reply_id,
+                    exc.code,
+                    exc.message,
+                    retryable=exc.retryable,
+                    provider_code=exc.provider_code,
+                    provider_param=exc.provider_param,
+                    status_code=exc.status_code,
+                )
+            )
+        finally:
+            self.output.close()
+
+    async def _generate(self, llm: LLM, request: LLMRequest) -> None:
+        splitter = SentenceSplitter()
+        for attempt in range(MAX_TOOL_RETRIES + 1):
+            rejected: list[tuple[ToolCallRequest, list[str]]] = []
+            async for item in llm.stream(request):
+                if self.timings.first_llm_token is None:
+                    self.timings.first_llm_token = self.clock.now()
+                if isinstance(item, TextDelta):
+                    for sentence in splitter.push(item.text):
+                        await self._speak(sentence)
+                elif isinstance(item, ToolCallRequest):
+                    if len(self.calls) >= MAX_CALLS_PER_REPLY:
+                        continue
+                    problems = self.host.dispatch_tool_call(self, item)
+                    if problems:
+                        rejected.append((item, problems))
+            if not rejected or attempt == MAX_TOOL_RETRIES:
+                break
+            request = _with_rejections(request, rejected)
+        rest = splitter.flush()
+        if rest:
+            await self._speak(rest)
+
+    async def _speak(self, sentence: str) -> None:
+        """Synthesise one sentence and queue its audio with word timings."""
+        if not sentence.strip():
+            return
+        resampler = StreamResampler(self.tts.sample_rate, self.output_rate)
+        parts: list[np.ndarray] = []
+        async for audio in self.tts.synthesize(sentence.strip(), self.voice):
+            if self.timings.first_tts_audio is None:
+                self.timings.first_tts_audio = self.clock.now()
+            parts.append(resampler.process(audio))
+        parts.append(resampler.flush())
+        samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+        offset_ms = round(self.output.produced_ms)
+        duration_ms = round(len(samples) * 1000 / self.output_rate)
+        words = time_words(sentence, offset_ms, duration_ms)
+        self._words.extend(words)
+        self.output.add_sentence(samples, words)
+
+    async def _pace(self) -> None:
+        while True:
+            chunk = await self.output.next_chunk()
+            if chunk is None:
+                break
+            self._send(chunk)
+        leftover = self.output.take_unchunked_words()
+        if leftover:
+            self._ensure_started()
+            self._send_words(leftover)
+        self._ensure_started()  # a reply with no output at all still starts (§12.4)
+        await self.output.wait_played_out()
+
+    def _send(self, chunk: OutChunk) -> None:
+        self._ensure_started()
+        assert self.reply_id is not None
+        if self.timings.first_audio_sent is None:
+            self.timings.first_audio_sent = self.clock.now()
+        self._encoder.volume = self.host.output_volume
+        data = base64.b64encode(self._encoder.encode(chunk.samples)).decode("ascii")
+        self.output.mark_sent(chunk)
+        self.host.emit(ev.reply_audio(self.reply_id, data))
+        self._send_words(list(chunk.words))
+
+    def _send_words(self, words: list[TimedWord]) -> None:
+        assert self.reply_id is not None and self.item_id is not None
+        for word in words:
+            self._sent_text.append(word.text)
+            self.host.emit(
+                ev.agent_transcript_delta(
+                    self.reply_id, self.item_id, word.text, word.start_ms, word.end_ms
+                )
+            )
+
+    def _ensure_started(self) -> None:
+        if not self.started:
+            self.host.reply_started(self)
+
+    def final_text(self) -> str:
+        """The text of a completed reply: exactly the concatenated deltas."""
+        return "".join(self._sent_text)
+
+
+def _with_rejections(
+    request: LLMRequest, rejected: list[tuple[ToolCallRequest, list[str]]]
+) -> LLMRequest:
+    """Give the model its invalid calls back with the problems, so it can re-ask (§13.1)."""
+    messages = list(request.messages)
+    calls = tuple(
+        ToolCallRequest(c.name, c.arguments, c.id or f"rejected_{i}")
+        for i, (c, _) in enumerate(rejected)
+    )
+    messages.append(ChatMessage("assistant", "", tool_calls=calls))
+    for call, (_, problems) in zip(calls, rejected, strict=True):
+        messages.append(
+            ChatMessage(
+                "tool",
+                "Invalid arguments: " + "; ".join(problems) + ". Ask the user for what is missing.",
+                tool_call_id=call.id,
+                name=call.name,
+            )
+        )
+    return replace(request, messages=tuple(messages))

@@ -1,0 +1,105 @@
+"""Text helpers for speech: sentence cutting for TTS, word deltas with timings, backchannels."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s+|\n+")
+_SOFT_BREAK = re.compile(r"[,;:]\s+")
+_WORD = re.compile(r"\S+\s*")
+_NON_WORD = re.compile(r"[^\w\s'-]+")
+MAX_SENTENCE_CHARS = 220
+
+
+class SentenceSplitter:
+    """Cuts streamed model text into sentences as soon as each one is complete.
+
+    A sentence keeps its trailing whitespace (it is known once the next character arrives), so the
+    word deltas of a reply concatenate exactly to its text. Very long sentences are cut at a comma
+    so the first audio is not held back by a run-on sentence.
+    """
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._started = False
+
+    def push(self, delta: str) -> list[str]:
+        if not self._started:
+            delta = delta.lstrip()
+            if not delta:
+                return []
+            self._started = True
+        self._buf += delta
+        out: list[str] = []
+        while True:
+            match = _SENTENCE_END.search(self._buf)
+            if match is None:
+                break
+            cut = match.end()
+            out.append(self._buf[:cut])
+            self._buf = self._buf[cut:]
+        if len(self._buf) > MAX_SENTENCE_CHARS:
+            soft = None
+            for soft in _SOFT_BREAK.finditer(self._buf):
+                pass
+            if soft is not None:
+                out.append(self._buf[: soft.end()])
+                self._buf = self._buf[soft.end() :]
+        return [s for s in out if s.strip()] if out else out
+
+    def flush(self) -> str:
+        """The rest of the text, without trailing whitespace (the reply ends here)."""
+        rest, self._buf = self._buf.rstrip(), ""
+        return rest
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    text: str  # the word plus its trailing whitespace
+    start_ms: int
+    end_ms: int
+
+
+def split_words(sentence: str) -> list[str]:
+    return _WORD.findall(sentence)
+
+
+def time_words(sentence: str, offset_ms: int, duration_ms: int) -> list[TimedWord]:
+    """Spread a sentence's audio over its words in proportion to their letters."""
+    words = split_words(sentence)
+    if not words:
+        return []
+    weights = [max(1, len(w.strip())) for w in words]
+    total = sum(weights)
+    out: list[TimedWord] = []
+    acc = 0
+    for word, weight in zip(words, weights, strict=True):
+        start = offset_ms + duration_ms * acc // total
+        acc += weight
+        end = offset_ms + duration_ms * acc // total
+        out.append(TimedWord(word, start, end))
+    return out
+
+
+def normalize_words(text: str) -> str:
+    """Lowercase, punctuation removed (hyphens and apostrophes kept), spaces collapsed."""
+    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+
+
+def has_non_backchannel_word(text: str, backchannels: list[str]) -> bool:
+    """True if ``text`` holds a word outside the backchannel phrases (§11.4)."""
+    remaining = normalize_words(text)
+    phrases = sorted((normalize_words(b) for b in backchannels), key=len, reverse=True)
+    while remaining:
+        for phrase in phrases:
+            if phrase and (remaining == phrase or remaining.startswith(phrase + " ")):
+                remaining = remaining[len(phrase) :].lstrip()
+                break
+        else:
+            return True
+    return False
+
+
+def has_word(text: str) -> bool:
+    return bool(normalize_words(text))

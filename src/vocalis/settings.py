@@ -1,0 +1,136 @@
+"""Server settings: defaults of contract §1, overridable by ``VOCALIS_*`` variables or a TOML file.
+
+The TOML file is named by ``VOCALIS_CONFIG``; environment variables win over the file.
+List settings take JSON in the environment (``VOCALIS_API_KEYS='["k1","k2"]'``) or a
+comma-separated string (``VOCALIS_API_KEYS=k1,k2``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful voice assistant. Keep answers short and conversational."
+
+DEFAULT_BACKCHANNEL_WORDS = [
+    "uh-huh",
+    "uh huh",
+    "uhhuh",
+    "yeah",
+    "yep",
+    "okay",
+    "ok",
+    "mm-hmm",
+    "mm hmm",
+    "mhm",
+    "mm",
+    "hmm",
+    "right",
+]
+
+ProviderChoice = Literal["embedded", "fake"]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Names follow contract §1; defaults are normative."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VOCALIS_", extra="ignore", env_parse_none_str="null"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    providers: ProviderChoice = "fake"
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/vocalis")
+    log_level: str = "info"
+    log_json: bool = True
+
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    default_max_session_duration_seconds: int = 10800
+    resume_grace_seconds: float = 30
+    idle_timeout_seconds: float = 0
+    legacy_ready_timeout_seconds: float = 3
+    first_message_timeout_seconds: float = 15
+    max_sessions: int = 0
+    input_audio_max_ahead_ms: int = 2000
+    output_chunk_ms: int = Field(default=20, ge=10, le=100)
+    output_lead_ms: int = 200
+    speech_start_ms: int = 100
+    backchannel_window_ms: int = 800
+    backchannel_words: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_BACKCHANNEL_WORDS)
+    )
+    default_voice: str = "ivy"
+    default_system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    recording: bool = False
+    session_retention_days: int = 30
+    ping_interval_seconds: float = 20
+    ping_timeout_seconds: float = 20
+    reply_max_tokens: int = 160  # caps a spoken reply's length
+    voices: list[str] | None = None  # catalog ids offered (None = the whole §18.1 catalog)
+
+    # Embedded model stack (providers = "embedded"); thread counts are sized for 2 cores.
+    embedded_stt_threads: int = 2  # faster-whisper cpu_threads (a final decode is short and bursty)
+    embedded_llm_threads: int = 1  # llama.cpp decode threads: 1 keeps TTS from starving it
+    embedded_llm_batch_threads: int = 2  # llama.cpp prompt-processing threads
+    embedded_llm_context: int = 4096  # llama.cpp context window (tokens)
+    embedded_tts_threads: int = 1  # onnxruntime intra-op threads for Piper
+    embedded_llm_model_path: Path | None = None  # override the assembled Qwen GGUF
+    embedded_stt_model_dir: Path | None = None  # override the CTranslate2 Whisper directory
+    embedded_turn_model_path: Path | None = None  # override the Smart Turn ONNX file
+    embedded_tts_model_path: Path | None = None  # override the Piper .onnx (its .json beside it)
+
+    # REST and storage (§17).
+    database_url: str | None = None  # None = SQLite file in data_dir; or postgresql+asyncpg://...
+    secret_key: str | None = None  # Fernet key for secrets at rest; None = data_dir/secret.key
+    # Hosts HTTP tools may call (exact host names, "*.example.com" for subdomains); empty = none.
+    http_tool_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    http_tool_max_response_bytes: int = 8192  # HTTP tool result cap (§13.7)
+    rest_max_body_bytes: int = 1_048_576  # larger REST bodies get 413 (§17.1)
+    public_base_url: str | None = None  # base of signed artifact URLs; None = from the request
+    browser_tokens: bool = False  # let the web page mint temporary tokens without an API key
+
+    @field_validator("api_keys", "backchannel_words", "http_tool_allowed_hosts", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def voice_ids(self) -> list[str]:
+        from vocalis.protocol.voices import catalog_ids
+
+        return list(self.voices) if self.voices else catalog_ids()
+
+    @property
+    def open_mode(self) -> bool:
+        """Open development mode (§3.5): no API keys configured."""
+        return not self.api_keys
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("VOCALIS_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)

@@ -1,0 +1,65 @@
+"""Timeline tests of turn-taking with fake providers and virtual time (§4, §11, §12)."""
+
+from __future__ import annotations
+
+from tests.harness import Harness, silence
+
+
+async def test_nothing_is_sent_before_the_first_message(harness: Harness) -> None:
+    await harness.wait(2)
+    assert harness.transport.events == []
+
+
+async def test_session_update_then_ready_then_greeting(harness: Harness) -> None:
+    await harness.start({"greeting": "Hi! How can I help?"})
+    await harness.wait(3)
+    types = harness.transport.types()
+    assert types[:3] == ["session.updated", "session.ready", "reply.started"]
+    assert types[-2:] == ["transcript.agent", "reply.done"]
+    deltas = [e["delta"] for e in harness.transport.of("transcript.agent.delta")]
+    assert deltas == ["Hi! ", "How ", "can ", "I ", "help?"]
+    assert harness.transport.last("transcript.agent")["text"] == "Hi! How can I help?"
+    assert harness.transport.last("reply.done")["status"] == "completed"
+
+
+async def test_user_turn_yields_transcript_and_reply(harness: Harness) -> None:
+    await harness.start({"input": {"turn_detection": {"type": "server_vad"}}})
+    await harness.speak(1200, then_silence_ms=1000)
+    await harness.until("reply.done")
+    t = harness.transport
+    types = t.types()
+    user = [x for x in types if x.startswith(("input.", "transcript.user"))]
+    assert user[0] == "input.speech.started"
+    assert user[-2:] == ["input.speech.stopped", "transcript.user"]
+    assert "transcript.user.delta" in user
+    text = t.last("transcript.user")["text"]
+    assert text.startswith("speech ") and text.endswith(" ms")
+    assert types.index("transcript.user") < types.index("reply.started")
+    assert t.last("transcript.agent")["text"] == f"You said: {text}"
+    # the reply is told with its own ids, the user turn with its item id
+    assert t.last("transcript.user")["item_id"].startswith("msg_")
+    assert t.last("reply.started")["reply_id"].startswith("resp_")
+
+
+async def test_turn_ends_at_min_silence_on_audio_timeline(harness: Harness) -> None:
+    await harness.start({"input": {"turn_detection": {"min_silence": 600, "max_silence": 2000}}})
+    await harness.speak(800)
+    await harness.stream(silence(500))
+    assert not harness.transport.of("input.speech.stopped")
+    await harness.stream(silence(200))
+    assert harness.transport.of("input.speech.stopped")
+
+
+async def test_gap_in_streaming_counts_as_silence(harness: Harness) -> None:
+    await harness.start()
+    await harness.speak(800)
+    assert not harness.transport.of("input.speech.stopped")
+    await harness.wait(4)  # the client stops streaming altogether (§10.2)
+    assert harness.transport.of("input.speech.stopped")
+    assert harness.transport.of("reply.done")
+
+
+async def test_short_noise_does_not_open_a_turn(harness: Harness) -> None:
+    await harness.start()
+    await harness.speak(64, then_silence_ms=1500)
+    assert not harness.transport.of("input.speech.started")
