@@ -79,12 +79,11 @@ class ReplyOutput:
             while self._words and (self._words[0].start_ms < end or (final and not self._pending)):
                 words.append(self._words.popleft())
             self._ready.append(OutChunk(take, start, end, tuple(words)))
-        if final and self._words:  # words past the audio's end (rounding): attach to the last
-            if self._ready:
-                last = self._ready.pop()
-                words_tail = last.words + tuple(self._words)
-                self._ready.append(OutChunk(last.samples, last.start_ms, last.end_ms, words_tail))
-                self._words.clear()
+        if final and self._words and self._ready:  # words past the end (rounding): attach
+            last = self._ready.pop()
+            words_tail = last.words + tuple(self._words)
+            self._ready.append(OutChunk(last.samples, last.start_ms, last.end_ms, words_tail))
+            self._words.clear()
         self._changed.set()
 
     def take_unchunked_words(self) -> list[TimedWord]:

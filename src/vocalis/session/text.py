@@ -40,10 +40,9 @@ class SentenceSplitter:
             out.append(self._buf[:cut])
             self._buf = self._buf[cut:]
         if len(self._buf) > MAX_SENTENCE_CHARS:
-            soft = None
-            for soft in _SOFT_BREAK.finditer(self._buf):
-                pass
-            if soft is not None:
+            breaks = list(_SOFT_BREAK.finditer(self._buf))
+            if breaks:
+                soft = breaks[-1]
                 out.append(self._buf[: soft.end()])
                 self._buf = self._buf[soft.end() :]
         return [s for s in out if s.strip()] if out else out
