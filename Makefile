@@ -23,8 +23,8 @@ run: setup
 	$(BIN)/vocalis serve --host $(HOST) --port $(PORT) $(if $(PROVIDERS),--providers $(PROVIDERS))
 
 test: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
