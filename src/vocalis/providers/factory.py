@@ -13,4 +13,5 @@ async def build_providers(settings: Settings) -> ProviderSet:
         return build_fake_providers()
     from vocalis.providers.embedded import build_embedded_providers
 
-    return await build_embedded_providers(settings)
+    providers: ProviderSet = await build_embedded_providers(settings)
+    return providers
