@@ -105,13 +105,14 @@ class Harness:
     async def wait(self, seconds: float) -> None:
         await self.clock.advance(seconds)
 
-    async def until(self, type_: str, limit_s: float = 30.0, step: float = 0.02) -> dict[str, Any]:
-        """Advance time (streaming silence) until an event of ``type_`` arrives."""
-        seen = len(self.transport.of(type_))
+    async def until(
+        self, type_: str, count: int = 1, limit_s: float = 30.0, step: float = 0.02
+    ) -> dict[str, Any]:
+        """Advance time (streaming silence) until ``count`` events of ``type_`` were sent."""
         waited = 0.0
         while waited < limit_s:
-            if len(self.transport.of(type_)) > seen:
-                return self.transport.of(type_)[-1]
+            if len(self.transport.of(type_)) >= count:
+                return self.transport.of(type_)[count - 1]
             await self.stream(silence(int(step * 1000)), chunk_ms=int(step * 1000))
             waited += step
         raise AssertionError(f"no {type_} within {limit_s}s; got {self.transport.types()}")

@@ -120,6 +120,7 @@ class HeldTurn:
 class _ReplyRecord:
     reply: Reply
     started_at: float  # wall seconds of reply.started
+    text: str = ""  # what entered the history
     followup_queued: bool = False
     status: Literal["completed", "interrupted"] | None = None
     interrupted_at: float | None = None
@@ -195,7 +196,7 @@ class Session:
         self._tool_rounds = 0
         self._last_activity = clock.now()
 
-        self._timeline_turns: list[dict[str, Any]] = []
+        self._timeline_turns: list[_ReplyRecord] = []
         self._config_changes: list[dict[str, Any]] = []
         self.on_end: Callable[[Session], None] | None = None
 
@@ -811,7 +812,8 @@ class Session:
         record = self._replies[reply.reply_id]
         record.status = status
         record.ended_at = self.clock.wall()
-        self._timeline_turns.append(self._turn_record(record, text))
+        record.text = text
+        self._timeline_turns.append(record)
         if self._current is reply:
             self._current = None
             self._reply_task = None
@@ -972,12 +974,12 @@ class Session:
         return {
             "session_id": self.id,
             "started_at_unix_ms": int(self.created_wall * 1000),
-            "turns": list(self._timeline_turns),
+            "turns": [self._turn_record(r) for r in self._timeline_turns],
             "config_changes": list(self._config_changes),
             "ended": ended,
         }
 
-    def _turn_record(self, record: _ReplyRecord, text: str) -> dict[str, Any]:
+    def _turn_record(self, record: _ReplyRecord) -> dict[str, Any]:
         reply = record.reply
         plan = reply.plan
         ms = _ms
@@ -994,7 +996,7 @@ class Session:
             "user_speech_started_at_ms": ms(plan.user_started_at),
             "user_speech_ended_at_ms": ms(plan.user_ended_at),
             "user_confidence": plan.user_confidence,
-            "agent_text": text,
+            "agent_text": record.text,
             "agent_reply_started_at_ms": ms(record.started_at),
             "agent_reply_ended_at_ms": ms(record.ended_at),
             "interrupted_at_ms": ms(record.interrupted_at),

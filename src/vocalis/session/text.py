@@ -34,18 +34,19 @@ class SentenceSplitter:
         out: list[str] = []
         while True:
             match = _SENTENCE_END.search(self._buf)
-            if match is None:
+            # cut only once more text follows, so the reply's last sentence can drop its
+            # trailing whitespace
+            if match is None or not self._buf[match.end() :].strip():
                 break
-            cut = match.end()
-            out.append(self._buf[:cut])
-            self._buf = self._buf[cut:]
+            out.append(self._buf[: match.end()])
+            self._buf = self._buf[match.end() :]
         if len(self._buf) > MAX_SENTENCE_CHARS:
-            breaks = list(_SOFT_BREAK.finditer(self._buf))
+            breaks = [b for b in _SOFT_BREAK.finditer(self._buf) if self._buf[b.end() :].strip()]
             if breaks:
                 soft = breaks[-1]
                 out.append(self._buf[: soft.end()])
                 self._buf = self._buf[soft.end() :]
-        return [s for s in out if s.strip()] if out else out
+        return [s for s in out if s.strip()]
 
     def flush(self) -> str:
         """The rest of the text, without trailing whitespace (the reply ends here)."""

@@ -9,7 +9,8 @@ Behaviour, documented for client developers:
 * **STT** — the transcript of an utterance is ``speech <N> ms``, N being its speech duration
   (the number of speech frames × 32 ms); partials report the speech heard so far.
 * **LLM** — answers ``You said: <last user text>``. A user text ``call <tool_name> <json-args>``
-  produces that tool call; after tool results it says ``Tool result: <result>.``; a one-shot
+  produces that tool call (several lines: several calls; other lines are spoken). After tool
+  results it says ``Tool result: <result>.``; a one-shot
   ``reply.create`` instruction is spoken verbatim; ``say nothing`` yields an empty reply and
   ``fail <status>`` a provider error with that HTTP status.
 * **TTS** — a 440 Hz tone at 24 kHz lasting 50 ms per character of the sentence.

@@ -44,14 +44,25 @@ class FakeLLM:
                 retryable=status == 429 or status >= 500,
                 status_code=status,
             )
-        call = _CALL.match(text)
-        if call:
-            try:
-                args = json.loads(call.group(2) or "{}")
-            except ValueError:
-                args = {}
-            return [ToolCallRequest(call.group(1), args if isinstance(args, dict) else {})]
+        if any(_CALL.match(line.strip()) for line in text.splitlines()):
+            return _script(text)
         return _words(f"You said: {text}")
+
+
+def _script(text: str) -> list[LLMEvent]:
+    """Lines ``call <tool> <json>`` become tool calls, other lines are spoken."""
+    events: list[LLMEvent] = []
+    for line in text.splitlines():
+        call = _CALL.match(line.strip())
+        if call is None:
+            events.extend(_words(line.strip() + " "))
+            continue
+        try:
+            args = json.loads(call.group(2) or "{}")
+        except ValueError:
+            args = {}
+        events.append(ToolCallRequest(call.group(1), args if isinstance(args, dict) else {}))
+    return events
 
 
 def _words(text: str) -> list[LLMEvent]:
