@@ -63,3 +63,26 @@ async def test_short_noise_does_not_open_a_turn(harness: Harness) -> None:
     await harness.start()
     await harness.speak(64, then_silence_ms=1500)
     assert not harness.transport.of("input.speech.started")
+
+
+async def test_timeline_records_turns_with_stage_timings(harness: Harness) -> None:
+    await harness.start({"input": {"turn_detection": {"type": "server_vad"}}})
+    await harness.speak(900, then_silence_ms=1000)
+    await harness.until("reply.done")
+    await harness.send({"type": "session.end"})
+    timeline = harness.session().timeline()
+    assert timeline["ended"] == {
+        "reason": "user_initiated",
+        "public_reason": "client_end",
+        "duration_seconds": timeline["ended"]["duration_seconds"],
+    }
+    (turn,) = timeline["turns"]
+    assert turn["trigger"] == "user_speech" and turn["status"] == "completed"
+    assert turn["user_transcript"] == harness.transport.last("transcript.user")["text"]
+    assert turn["agent_text"] == harness.transport.last("transcript.agent")["text"]
+    timings = turn["timings"]
+    # server_vad ends the turn at min_silence (800 ms) after the last speech frame
+    assert 700 <= timings["turn_decision_ms"] <= 1000
+    assert timings["stt_final_ms"] <= timings["turn_decision_ms"]
+    assert timings["turn_decision_ms"] <= timings["first_audio_sent_ms"]
+    assert "tool_calls" not in turn

@@ -20,7 +20,7 @@ import binascii
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, Protocol
 
@@ -47,6 +47,7 @@ from vocalis.session.hooks import HttpToolRunner, SessionRecord, SessionRecorder
 from vocalis.session.input import InputStage
 from vocalis.session.reply import Reply, ReplyPlan
 from vocalis.session.text import has_non_backchannel_word, has_word
+from vocalis.session.timeline import ReplyRecord, build_timeline
 from vocalis.session.tool_args import check_arguments
 from vocalis.settings import Settings
 
@@ -60,14 +61,6 @@ CANDIDATE_PARTIAL_EVERY_MS = 160
 STALL_SECONDS = 0.5  # §10.2
 MAX_QUEUED_CREATES = 8
 MAX_TOOL_ROUNDS = 8
-PUBLIC_TO_TIMELINE_REASON = {
-    "client_end": "user_initiated",
-    "max_duration": "max_duration",
-    "idle_timeout": "idle_timeout",
-    "disconnected": "participant_disconnected",
-    "error": "error",
-    "server_shutdown": "server_shutdown",
-}
 
 
 class Transport(Protocol):
@@ -94,6 +87,7 @@ class UserTurn:
     partial_task: asyncio.Task[None] | None = None
     check_task: asyncio.Task[None] | None = None
     result: tuple[Transcript, bool] | None = None
+    final_at: float | None = None  # wall time the final transcript was ready
     min_reached: bool = False
     max_reached: bool = False
 
@@ -114,18 +108,6 @@ class HeldTurn:
     item_id: str
     text: str
     plan: ReplyPlan
-
-
-@dataclass
-class _ReplyRecord:
-    reply: Reply
-    started_at: float  # wall seconds of reply.started
-    text: str = ""  # what entered the history
-    followup_queued: bool = False
-    status: Literal["completed", "interrupted"] | None = None
-    interrupted_at: float | None = None
-    ended_at: float | None = None
-    call_timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
 class Session:
@@ -182,6 +164,7 @@ class Session:
         self._run_start: int | None = None
         self._gap = 0
         self._last_speech_end = 0
+        self._last_speech_wall = 0.0
         self._agent_speech_from = 0
         self._turn: UserTurn | None = None
         self._candidate: BargeCandidate | None = None
@@ -190,13 +173,13 @@ class Session:
         self._queue: deque[ReplyPlan] = deque()
         self._current: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
-        self._replies: dict[str, _ReplyRecord] = {}
+        self._replies: dict[str, ReplyRecord] = {}
         self._calls: dict[str, ToolCallRecord] = {}
         self._held: list[HeldTurn] = []
         self._tool_rounds = 0
         self._last_activity = clock.now()
 
-        self._timeline_turns: list[_ReplyRecord] = []
+        self._timeline_turns: list[ReplyRecord] = []
         self._config_changes: list[dict[str, Any]] = []
         self.on_end: Callable[[Session], None] | None = None
 
@@ -473,6 +456,7 @@ class Session:
                 self._run_start = start
             self._gap = 0
             self._last_speech_end = end
+            self._last_speech_wall = self.clock.wall()
             self._on_speech(end)
         else:
             self._gap += end - start
@@ -561,6 +545,7 @@ class Session:
             prob = await self.providers.turn.completion_probability(audio, text)
             complete = prob >= 0.5
         turn.check_task = None
+        turn.final_at = self.clock.wall()
         turn.result = (transcript, complete)
         if self._turn is turn:
             self._maybe_end_turn(turn)
@@ -589,6 +574,8 @@ class Session:
             user_started_at=turn.started_wall,
             user_ended_at=self.clock.wall(),
             user_confidence=transcript.confidence,
+            user_speech_end_at=self._last_speech_wall,
+            stt_final_at=turn.final_at,
         )
         if self._hold_active():
             self._held.append(HeldTurn(turn.item_id, text, plan))
@@ -761,7 +748,7 @@ class Session:
         """First output of a reply is ready: allocate its ids and announce it (§12.1)."""
         reply.reply_id = ids.reply_id()
         reply.item_id = ids.item_id()
-        self._replies[reply.reply_id] = _ReplyRecord(reply, self.clock.wall())
+        self._replies[reply.reply_id] = ReplyRecord(reply, self.clock.wall())
         self._agent_speech_from = self._input.ring.end
         self.emit(ev.reply_started(reply.reply_id, reply.item_id))
 
@@ -964,67 +951,7 @@ class Session:
             self._spawn(self.recorder.session_changed(self.record()))
 
     def timeline(self) -> dict[str, Any]:
-        ended = None
-        if self.close_reason is not None and self.ended_wall is not None:
-            ended = {
-                "reason": PUBLIC_TO_TIMELINE_REASON.get(self.close_reason, self.close_reason),
-                "public_reason": self.close_reason,
-                "duration_seconds": round(self.ended_wall - self.created_wall, 3),
-            }
-        return {
-            "session_id": self.id,
-            "started_at_unix_ms": int(self.created_wall * 1000),
-            "turns": [self._turn_record(r) for r in self._timeline_turns],
-            "config_changes": list(self._config_changes),
-            "ended": ended,
-        }
-
-    def _turn_record(self, record: _ReplyRecord) -> dict[str, Any]:
-        reply = record.reply
-        plan = reply.plan
-        ms = _ms
-        ttfa = None
-        if reply.timings.first_audio_sent is not None:
-            ttfa = int((reply.timings.first_audio_sent - plan.queued_at) * 1000)
-        out: dict[str, Any] = {
-            "turn_id": reply.reply_id,
-            "item_id": reply.item_id,
-            "status": record.status,
-            "trigger": plan.trigger,
-            "requested_instructions": plan.instructions,
-            "user_transcript": plan.user_text,
-            "user_speech_started_at_ms": ms(plan.user_started_at),
-            "user_speech_ended_at_ms": ms(plan.user_ended_at),
-            "user_confidence": plan.user_confidence,
-            "agent_text": record.text,
-            "agent_reply_started_at_ms": ms(record.started_at),
-            "agent_reply_ended_at_ms": ms(record.ended_at),
-            "interrupted_at_ms": ms(record.interrupted_at),
-            "time_to_first_audio_ms": ttfa,
-        }
-        if reply.calls:
-            out["tool_calls"] = [
-                {
-                    "call_id": c.call_id,
-                    "name": c.name,
-                    "arguments": c.arguments,
-                    "result": c.result,
-                    "dispatched_at_ms": ms(c.dispatched_at),
-                    "result_received_at_ms": ms(c.resolved_at),
-                    "duration_ms": (
-                        int((c.resolved_at - c.dispatched_at) * 1000) if c.resolved_at else None
-                    ),
-                    "is_error": c.is_error,
-                    "timed_out": c.status == "timed_out",
-                    "parallel_call_id": c.item_id,
-                }
-                for c in reply.calls
-            ]
-        return out
-
-
-def _ms(wall: float | None) -> int | None:
-    return int(wall * 1000) if wall is not None else None
+        return build_timeline(self, self._timeline_turns, self._config_changes)
 
 
 _SECRET_KEYS = {"api_key", "secret", "value"}

@@ -52,6 +52,8 @@ class ReplyPlan:
     user_started_at: float | None = None  # wall seconds
     user_ended_at: float | None = None
     user_confidence: float | None = None
+    user_speech_end_at: float | None = None  # wall: last speech frame of the turn
+    stt_final_at: float | None = None  # wall: final transcript ready
     carrying_reply_id: str | None = None  # tool_result follow-ups: the reply with the calls
 
 
