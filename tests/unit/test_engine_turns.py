@@ -86,3 +86,27 @@ async def test_timeline_records_turns_with_stage_timings(harness: Harness) -> No
     assert timings["stt_final_ms"] <= timings["turn_decision_ms"]
     assert timings["turn_decision_ms"] <= timings["first_audio_sent_ms"]
     assert "tool_calls" not in turn
+
+
+async def test_recording_is_stereo_user_left_agent_right() -> None:
+    import io
+    import wave
+
+    import numpy as np
+
+    from vocalis.settings import Settings
+
+    h = Harness(settings=Settings(providers="fake", recording=True, legacy_ready_timeout_seconds=0))
+    await h.start({"greeting": "Hello there."})
+    await h.wait(1.5)  # the greeting plays; the user is silent
+    await h.speak(800, then_silence_ms=200)
+    await h.send({"type": "session.end"})
+    record = h.session().record()
+    assert record.recording is not None
+    with wave.open(io.BytesIO(record.recording)) as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, 24_000, 2)
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    first_second = pcm[:24_000]
+    assert np.abs(first_second[:, 1]).max() > 3000  # the agent's greeting on the right
+    assert np.abs(first_second[:, 0]).max() < 100  # a silent user on the left
+    assert np.abs(pcm[:, 0]).max() > 3000  # the user's speech arrives later on the left

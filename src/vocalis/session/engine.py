@@ -45,6 +45,7 @@ from vocalis.session.clock import Clock
 from vocalis.session.history import History, ToolCallRecord, encode_result
 from vocalis.session.hooks import HttpToolRunner, SessionRecord, SessionRecorder
 from vocalis.session.input import InputStage
+from vocalis.session.recording import StereoRecording
 from vocalis.session.reply import Reply, ReplyPlan
 from vocalis.session.text import has_non_backchannel_word, has_word
 from vocalis.session.timeline import ReplyRecord, build_timeline
@@ -181,6 +182,7 @@ class Session:
 
         self._timeline_turns: list[ReplyRecord] = []
         self._config_changes: list[dict[str, Any]] = []
+        self._recording = StereoRecording() if settings.recording else None
         self.on_end: Callable[[Session], None] | None = None
 
     # ================================================================== lifecycle
@@ -306,6 +308,12 @@ class Session:
     def error(self, err: ProtocolError) -> None:
         self.emit(ev.session_error(err, self.id))
 
+    def agent_audio_sent(self, reply: Reply, samples: Audio, start_ms: float) -> None:
+        """Hook for every agent chunk sent: places it in the recording at its playout time."""
+        if self._recording is not None and reply.output.t_first is not None:
+            at = reply.output.t_first + start_ms / 1000 - self.created_mono
+            self._recording.add_agent(at, samples, reply.output_rate)
+
     @property
     def output_volume(self) -> float:
         return self.config.volume if self.config.volume is not None else 100.0
@@ -427,6 +435,8 @@ class Session:
                 self._last_rate_error = now
                 self.error(errors.audio_rate_violation())
         if len(frames):
+            if self._recording is not None:
+                self._recording.add_user(frames)
             probs = await self._vad.probabilities(frames)
             await self._process_frames(probs, self._input.ring.end - len(frames))
 
@@ -437,6 +447,8 @@ class Session:
                 continue
             frames = self._input.silence_gap(STALL_SECONDS)
             if len(frames):
+                if self._recording is not None:
+                    self._recording.add_user(frames)
                 n = self.providers.vad.frame_samples
                 probs = [0.0] * (len(frames) // n)
                 await self._process_frames(probs, self._input.ring.end - len(frames))
@@ -944,6 +956,11 @@ class Session:
             ended_at=self.ended_wall,
             public_close_reason=self.close_reason,
             timeline=self.timeline() if self.state is State.ENDED else None,
+            recording=(
+                self._recording.to_wav()
+                if self._recording is not None and self.state is State.ENDED
+                else None
+            ),
         )
 
     def _record_changed(self) -> None:

@@ -22,6 +22,7 @@ from vocalis.protocol import server_events as ev
 from vocalis.providers.base import (
     LLM,
     TTS,
+    Audio,
     ChatMessage,
     LLMError,
     LLMRequest,
@@ -65,6 +66,8 @@ class ReplyHost(Protocol):
     def emit(self, event: ev.ServerEvent) -> None: ...
 
     def dispatch_tool_call(self, reply: Reply, call: ToolCallRequest) -> list[str]: ...
+
+    def agent_audio_sent(self, reply: Reply, samples: Audio, start_ms: float) -> None: ...
 
     @property
     def output_volume(self) -> float: ...
@@ -218,6 +221,7 @@ class Reply:
         data = base64.b64encode(self._encoder.encode(chunk.samples)).decode("ascii")
         self.output.mark_sent(chunk)
         self.host.emit(ev.reply_audio(self.reply_id, data))
+        self.host.agent_audio_sent(self, chunk.samples, chunk.start_ms)
         self._send_words(list(chunk.words))
 
     def _send_words(self, words: list[TimedWord]) -> None:
