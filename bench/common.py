@@ -1,0 +1,115 @@
+"""Shared bench plumbing: an in-process server on an ephemeral port, a paced client, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import csv
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import websockets
+
+from vocalis.audio import read_wav
+from vocalis.server.background import background_server
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SPEECH = ROOT.parent / "shared" / "speech"
+TEST_DATA = ROOT / "tests" / "data"
+RATE = 24_000
+CHUNK_MS = 20
+
+
+def speech_dir() -> Path:
+    return SHARED_SPEECH if SHARED_SPEECH.exists() else TEST_DATA
+
+
+def manifest(folder: Path) -> dict[str, str]:
+    with open(folder / "manifest.tsv", newline="") as f:
+        return {
+            row["file"]: row["reference_transcript"] for row in csv.DictReader(f, delimiter="\t")
+        }
+
+
+@contextlib.contextmanager
+def running_server(**settings: Any) -> Iterator[tuple[str, Any]]:
+    """An in-process server on an ephemeral port; yields (ws url, app state)."""
+    with background_server(**settings) as (url, state):
+        yield url, state
+
+
+def load_24k(path: Path) -> np.ndarray:
+    audio, _ = read_wav(path, RATE)
+    return audio
+
+
+def speech_bounds(audio: np.ndarray, rate: int = RATE) -> tuple[float, float]:
+    """(onset, end) in seconds of the clip's speech, by frame energy (-35 dBFS)."""
+    frame = rate // 50
+    n = len(audio) // frame
+    rms = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1))
+    loud = np.nonzero(rms > 0.0178)[0]
+    if not len(loud):
+        return 0.0, len(audio) / rate
+    return loud[0] * frame / rate, (loud[-1] + 1) * frame / rate
+
+
+def b64(audio: np.ndarray) -> str:
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    return base64.b64encode(pcm).decode()
+
+
+class PacedStreamer:
+    """Streams audio in 20 ms chunks at real-time pace; remembers when each sample left."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.sent_samples = 0
+        self.t0: float | None = None
+
+    async def send(self, audio: np.ndarray) -> None:
+        step = RATE * CHUNK_MS // 1000
+        for i in range(0, len(audio), step):
+            if self.t0 is None:
+                self.t0 = time.perf_counter()
+            due = self.t0 + self.sent_samples / RATE
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            chunk = audio[i : i + step]
+            await self.ws.send(json.dumps({"type": "input.audio", "audio": b64(chunk)}))
+            self.sent_samples += len(chunk)
+
+    def wall_of_sample(self, sample: int) -> float:
+        assert self.t0 is not None
+        return self.t0 + sample / RATE
+
+
+async def connect(url: str) -> Any:
+    return await websockets.connect(url, max_size=16 << 20)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def normalize(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance in words, reference length)."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1], len(ref)

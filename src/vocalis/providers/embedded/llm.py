@@ -1,0 +1,261 @@
+"""Qwen2.5-Coder-0.5B-Instruct (GGUF, Q4_K_M) through xllamacpp, llama.cpp's server in-process.
+
+Why xllamacpp: it is a prebuilt wheel, whereas llama-cpp-python has only an sdist that takes
+about 11 minutes to compile on 2 cores. It drives llama.cpp's own server loop, so it applies the
+model's jinja chat template (with ``tools``) and keeps the KV cache of the previous request
+(``cache_prompt``): a new turn only evaluates the tokens after the shared prefix.
+
+The server also opens an HTTP listener; it is bound to 127.0.0.1 on a random port and guarded by
+a random API key that nobody learns, so only in-process calls reach the model.
+
+Tool calls: the model writes them as text (often bare JSON, which llama.cpp's own parser does
+not recognise), so text is passed through :class:`ToolCallHoldback` and parsed at the end with
+:func:`parse_tool_calls`. Calls to tools the request did not offer are dropped, and so are exact
+repeats of a call already made (and answered) since the user's last message. If the reply was
+nothing but such a dropped call, the request is run once more without tools so the user still
+hears an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import xllamacpp
+
+from vocalis.providers.base import (
+    ChatMessage,
+    LLMError,
+    LLMEvent,
+    LLMRequest,
+    TextDelta,
+    ToolCallRequest,
+)
+from vocalis.providers.embedded._threads import Cancelled, ThreadStream
+from vocalis.providers.toolcall_parsing import (
+    ToolCallHoldback,
+    parse_tool_calls,
+    strip_call_markup,
+)
+
+#: Generation budget while a tool call is being written (the spoken cap does not apply to it).
+TOOL_CALL_MAX_TOKENS = 256
+
+_SAMPLING: dict[str, Any] = {
+    "temperature": 0.2,
+    "top_p": 0.9,
+    "top_k": 40,
+    "repeat_penalty": 1.1,
+    "seed": 7,
+}
+
+
+def _message_dict(message: ChatMessage) -> dict[str, Any]:
+    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.role == "assistant" and message.tool_calls:
+        data["tool_calls"] = [
+            {
+                "id": call.id or f"call_{index}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for index, call in enumerate(message.tool_calls)
+        ]
+    if message.role == "tool":
+        data["tool_call_id"] = message.tool_call_id or ""
+        if message.name:
+            data["name"] = message.name
+    return data
+
+
+def _tool_dicts(request: LLMRequest) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters or {"type": "object", "properties": {}},
+            },
+        }
+        for tool in request.tools
+    ]
+
+
+def _call_key(call: ToolCallRequest) -> str:
+    return json.dumps([call.name, call.arguments], sort_keys=True)
+
+
+def _calls_this_turn(messages: tuple[ChatMessage, ...]) -> set[str]:
+    """Calls already made since the last user message. The 0.5B model tends to repeat a call
+    after reading its result; a repeat is treated like a call to an unknown tool."""
+    made: set[str] = set()
+    for message in reversed(messages):
+        if message.role == "user":
+            break
+        made.update(_call_key(call) for call in message.tool_calls)
+    return made
+
+
+def _without_tool_syntax(messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+    """The conversation with tool calls dropped and tool results turned into user notes."""
+    plain: list[ChatMessage] = []
+    for message in messages:
+        if message.role == "tool":
+            note = f"(Result of {message.name or 'the tool'}: {message.content})"
+            plain.append(ChatMessage(role="user", content=note))
+        elif message.tool_calls:
+            if message.content.strip():
+                plain.append(ChatMessage(role="assistant", content=message.content))
+        else:
+            plain.append(message)
+    return tuple(plain)
+
+
+class _Chunk:
+    """One streamed piece of the model's output."""
+
+    __slots__ = ("native_calls", "text")
+
+    def __init__(self, text: str = "", native_calls: list[dict[str, Any]] | None = None):
+        self.text = text
+        self.native_calls = native_calls or []
+
+
+class QwenLLM:
+    """Streaming chat with tools on the embedded model. One request runs at a time."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        threads: int = 1,
+        batch_threads: int = 2,
+        context: int = 4096,
+    ) -> None:
+        params = xllamacpp.CommonParams()
+        params.model.path = str(model_path)
+        params.n_ctx = context
+        params.n_parallel = 1  # one slot: its KV cache holds the running conversation
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = batch_threads
+        params.use_jinja = True
+        params.cache_prompt = True
+        params.port = 0  # any free port, on the default 127.0.0.1
+        params.api_keys = [secrets.token_urlsafe(32)]
+        params.verbosity = -1
+        self._server = xllamacpp.Server(params)
+        self.model_name = model_path.name
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
+        allowed = {tool.name for tool in request.tools}
+        holdback = ToolCallHoldback()
+        native: dict[int, dict[str, str]] = {}
+        spoke = False
+        async for chunk in self._generate(request, with_tools=bool(request.tools)):
+            for native_call in chunk.native_calls:
+                slot = native.setdefault(
+                    int(native_call.get("index", 0)), {"name": "", "arguments": ""}
+                )
+                function = native_call.get("function") or {}
+                slot["name"] += function.get("name") or ""
+                slot["arguments"] += function.get("arguments") or ""
+            if not chunk.text:
+                continue
+            speak = holdback.feed(chunk.text)
+            if speak:
+                spoke = spoke or bool(speak.strip())
+                yield TextDelta(speak)
+        tail, held = holdback.finish()
+        if tail:
+            spoke = spoke or bool(tail.strip())
+            yield TextDelta(tail)
+        native_text = "".join(
+            json.dumps({"name": c["name"], "arguments": c["arguments"] or "{}"})
+            for c in native.values()
+        )
+        parsed = parse_tool_calls(native_text + held, allowed)
+        repeated = _calls_this_turn(request.messages)
+        calls = [c for c in parsed.calls if _call_key(c) not in repeated]
+        if calls:
+            for call in calls:
+                yield ToolCallRequest(name=call.name, arguments=call.arguments)
+            return
+        if not parsed.had_call_syntax:
+            text = strip_call_markup(held)
+            if text:
+                yield TextDelta(("" if not spoke else " ") + text)
+            return
+        if spoke:
+            return
+        # The whole reply was a dropped call: answer once more, without tools, from a history
+        # where earlier tool exchanges are plain text (so the model has no call to imitate).
+        retry = LLMRequest(
+            messages=_without_tool_syntax(request.messages), max_tokens=request.max_tokens
+        )
+        holdback = ToolCallHoldback()
+        async for chunk in self._generate(retry, with_tools=False):
+            speak = holdback.feed(chunk.text)
+            if speak:
+                yield TextDelta(speak)
+        tail, held = holdback.finish()
+        text = (tail + " " + strip_call_markup(held)).strip() if held else tail
+        if text:
+            yield TextDelta(text)
+
+    def _generate(self, request: LLMRequest, *, with_tools: bool) -> ThreadStream[_Chunk]:
+        body: dict[str, Any] = {
+            "messages": [_message_dict(m) for m in request.messages],
+            "stream": True,
+            "cache_prompt": True,
+            "max_tokens": max(request.max_tokens, TOOL_CALL_MAX_TOKENS)
+            if with_tools
+            else request.max_tokens,
+            **_SAMPLING,
+        }
+        if with_tools:
+            body["tools"] = _tool_dicts(request)
+        spoken_cap = request.max_tokens
+
+        def produce(emit: Callable[[_Chunk], None], cancelled: Cancelled) -> None:
+            holdback = ToolCallHoldback()
+            spoken_tokens = 0
+            errors: list[str] = []
+
+            def on_chunk(data: Any) -> bool:
+                nonlocal spoken_tokens
+                if cancelled.is_set():
+                    return True
+                if not isinstance(data, dict) or "choices" not in data:
+                    errors.append(json.dumps(data)[:500])
+                    return True
+                choices = data["choices"] or [{}]
+                delta = choices[0].get("delta") or {}
+                text = delta.get("content") or ""
+                calls = delta.get("tool_calls") or []
+                if text or calls:
+                    emit(_Chunk(text, calls))
+                if text and not holdback.holding:
+                    holdback.feed(text)
+                    if not holdback.holding:
+                        spoken_tokens += 1
+                        if spoken_tokens >= spoken_cap:
+                            return True  # the spoken reply reached request.max_tokens
+                return False
+
+            try:
+                self._server.handle_chat_completions(body, on_chunk)
+            except Exception as exc:
+                raise LLMError(f"local model failed: {exc}", retryable=True) from exc
+            if errors:
+                raise LLMError(f"local model failed: {errors[0]}", retryable=True)
+
+        return ThreadStream(produce, name="qwen-llm")
+
+    async def warmup(self) -> None:
+        request = LLMRequest(messages=(ChatMessage(role="user", content="Hi"),), max_tokens=1)
+        async for _ in self.stream(request):
+            pass

@@ -1,0 +1,60 @@
+"""Smart Turn v3.2: does the user's audio sound like a finished turn?
+
+The model (a Whisper-encoder classifier) takes the last 8 s of 16 kHz audio as an 80x800
+Whisper log-mel spectrogram and returns P(turn complete). Features come from faster-whisper's
+log-mel extractor, after the preprocessing the model was trained with: left zero padding to
+8 s and zero-mean unit-variance scaling of the waveform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from faster_whisper.feature_extractor import FeatureExtractor
+
+from vocalis.providers.base import INPUT_RATE, Audio
+from vocalis.providers.embedded._threads import onnx_session
+
+WINDOW_SECONDS = 8
+WINDOW_SAMPLES = WINDOW_SECONDS * INPUT_RATE
+
+
+def turn_features(
+    audio: Audio, extractor: FeatureExtractor | None = None
+) -> npt.NDArray[np.float32]:
+    """The model's input for ``audio``: shape (1, 80, 800)."""
+    extractor = extractor or FeatureExtractor(feature_size=80, chunk_length=WINDOW_SECONDS)
+    tail = np.asarray(audio[-WINDOW_SAMPLES:], dtype=np.float32)
+    window = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
+    window[WINDOW_SAMPLES - len(tail) :] = tail
+    window = (window - window.mean()) / np.sqrt(window.var() + 1e-7)
+    features = extractor(window, padding=0)[:, : extractor.nb_max_frames]
+    return np.ascontiguousarray(features[np.newaxis], dtype=np.float32)
+
+
+class SmartTurn:
+    """Turn-completion classifier; one decision costs about 50 ms of one core."""
+
+    def __init__(self, model_path: Path) -> None:
+        self._session = onnx_session(model_path, threads=1)
+        self._extractor = FeatureExtractor(feature_size=80, chunk_length=WINDOW_SECONDS)
+        self._lock = threading.Lock()
+
+    async def completion_probability(self, audio: Audio, transcript: str) -> float:
+        # The transcript is not used by this audio-only model.
+        return await asyncio.to_thread(self._predict, audio)
+
+    def _predict(self, audio: Audio) -> float:
+        if len(audio) == 0:
+            return 0.0
+        features = turn_features(audio, self._extractor)
+        with self._lock:
+            (output,) = self._session.run(None, {"input_features": features})
+        return float(np.clip(output.reshape(-1)[0], 0.0, 1.0))
+
+    async def warmup(self) -> None:
+        await asyncio.to_thread(self._predict, np.zeros(INPUT_RATE, dtype=np.float32))
