@@ -34,6 +34,7 @@ from vocalis.providers.base import (
     INPUT_RATE,
     LLM,
     Audio,
+    ChatMessage,
     LLMRequest,
     ProviderSet,
     STTOptions,
@@ -103,6 +104,15 @@ class BargeCandidate:
 
 
 @dataclass
+class Speculation:
+    """A reply generated ahead of the turn's commit (see ``Session._speculate``)."""
+
+    text: str
+    reply: Reply
+    task: asyncio.Task[None]
+
+
+@dataclass
 class HeldTurn:
     """A user turn closed during a ``hold`` tool call: its transcript waits (§13.5)."""
 
@@ -169,6 +179,8 @@ class Session:
         self._agent_speech_from = 0
         self._turn: UserTurn | None = None
         self._candidate: BargeCandidate | None = None
+        self._partial_cost = 0.0  # seconds one partial decode takes (moving average)
+        self._spec: Speculation | None = None
         self._last_rate_error = -1e9
 
         self._queue: deque[ReplyPlan] = deque()
@@ -256,6 +268,7 @@ class Session:
             return
         self.state = State.DETACHED
         self._drop_candidate()
+        self._cancel_speculation()
         reply = self._current
         if reply is not None:
             if reply.started:
@@ -278,6 +291,7 @@ class Session:
         """End the session now: stop all work, tell an attached client, close (§15)."""
         if self.state is State.ENDED:
             return
+        self._cancel_speculation()
         reply = self._current
         if reply is not None and reply.started and not reply.finished:
             self._interrupt(reply, notify=False)
@@ -383,6 +397,7 @@ class Session:
         if len(event.content) > 32_768:
             self.error(errors.invalid_value("content", "at most 32768 characters"))
             return
+        self._cancel_speculation()  # the model must see this message
         if event.role == "user":
             self.history.add_user(event.content, ids.item_id())
         else:
@@ -488,6 +503,7 @@ class Session:
                     turn.check_task.cancel()
                 turn.check_task, turn.result = None, None
                 turn.min_reached = turn.max_reached = False
+                self._cancel_speculation()
             self._maybe_partial(turn, now_sample)
             return
         if self._candidate is not None:
@@ -531,7 +547,9 @@ class Session:
             self.emit(ev.speech_started())
 
     def _maybe_partial(self, turn: UserTurn, now_sample: int) -> None:
-        every = PARTIAL_EVERY_MS * INPUT_RATE // 1000
+        # keep partial decoding under about half of the CPU, so a final is never queued long
+        every_ms = max(PARTIAL_EVERY_MS, 2000 * self._partial_cost)
+        every = int(every_ms * INPUT_RATE / 1000)
         if turn.partial_task is not None or now_sample - turn.last_partial_at < every:
             return
         turn.last_partial_at = now_sample
@@ -539,10 +557,12 @@ class Session:
         turn.partial_task = self._spawn(self._partial(turn, audio))
 
     async def _partial(self, turn: UserTurn, audio: Audio) -> None:
+        started = self.clock.now()
         try:
             result = await self.providers.stt.transcribe(audio, self._stt_options(), final=False)
         finally:
             turn.partial_task = None
+        self._partial_cost = 0.5 * self._partial_cost + 0.5 * (self.clock.now() - started)
         text = result.text.strip()
         if self._turn is turn and text and text != turn.partial:
             turn.partial = text
@@ -560,6 +580,8 @@ class Session:
         turn.final_at = self.clock.wall()
         turn.result = (transcript, complete)
         if self._turn is turn:
+            if complete and text:
+                self._speculate(text)
             self._maybe_end_turn(turn)
 
     def _maybe_end_turn(self, turn: UserTurn) -> None:
@@ -590,11 +612,49 @@ class Session:
             stt_final_at=turn.final_at,
         )
         if self._hold_active():
+            self._cancel_speculation()
             self._held.append(HeldTurn(turn.item_id, text, plan))
         else:
             self.emit(ev.user_transcript(turn.item_id, text))
-            self._accept_user_text(turn.item_id, text, plan)
+            spec = self._take_speculation(text)
+            if spec is None:
+                self._accept_user_text(turn.item_id, text, plan)
+            else:
+                self._accept_user_text(turn.item_id, text, None)
+                spec.reply.plan = plan
+                self._current, self._reply_task = spec.reply, spec.task
+                spec.reply.open_gate()
         self._maybe_start_reply()
+
+    # ------------------------------------------------------------------ preemptive replies
+    def _speculate(self, text: str) -> None:
+        """Start the reply to a turn that looks complete while the silence timer still runs.
+
+        It is generated and synthesised behind a gate; the turn's commit opens the gate if the
+        final text is the same, so the reply is ready when the turn ends. Otherwise it is dropped.
+        """
+        self._cancel_speculation()
+        if self._current is not None or self._queue or self._hold_active() or self._tg is None:
+            return
+        plan = ReplyPlan("user_speech", self.clock.now(), user_text=text)
+        reply = self._make_reply(plan, pending_user_text=text)
+        reply.gate = asyncio.Event()
+        self._spec = Speculation(text, reply, self._spawn(self._run_reply(reply)))
+
+    def _take_speculation(self, text: str) -> Speculation | None:
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return None
+        if spec.text == text and self._current is None and not self._queue:
+            return spec
+        spec.task.cancel()
+        return None
+
+    def _cancel_speculation(self) -> None:
+        spec, self._spec = self._spec, None
+        if spec is not None:
+            spec.reply.finished = True
+            spec.task.cancel()
 
     def _accept_user_text(self, item_id: str, text: str, plan: ReplyPlan | None) -> None:
         self.history.add_user(text, item_id)
@@ -720,7 +780,7 @@ class Session:
         self._current = reply
         self._reply_task = self._spawn(self._run_reply(reply))
 
-    def _make_reply(self, plan: ReplyPlan) -> Reply:
+    def _make_reply(self, plan: ReplyPlan, pending_user_text: str | None = None) -> Reply:
         cfg = self.config
         common: dict[str, Any] = {
             "plan": plan,
@@ -743,6 +803,8 @@ class Session:
             else ()
         )
         messages = self.history.messages(cfg.effective_system_prompt, plan.instructions)
+        if pending_user_text is not None:
+            messages.append(ChatMessage("user", pending_user_text))
         request = LLMRequest(tuple(messages), tools, max_tokens=self.settings.reply_max_tokens)
         return Reply(llm=self._llm, request=request, **common)
 

@@ -102,12 +102,22 @@ class Reply:
     timings: ReplyTimings = field(default_factory=ReplyTimings)
     error: LLMError | None = None
     finished: bool = False
+    gate: asyncio.Event | None = None  # set: the reply may talk to the client (preemptive)
 
     def __post_init__(self) -> None:
         self.output = ReplyOutput(self.clock, self.output_rate, self.chunk_ms, self.lead_ms)
         self._words: list[TimedWord] = []
         self._sent_text: list[str] = []
         self._encoder = Encoder(self.output_encoding)
+
+    def open_gate(self) -> None:
+        if self.gate is not None:
+            self.gate.set()
+
+    async def _through_gate(self) -> None:
+        """A preemptive reply is produced in advance but says nothing until adopted."""
+        if self.gate is not None and not self.gate.is_set():
+            await self.gate.wait()
 
     @property
     def started(self) -> bool:
@@ -142,6 +152,7 @@ class Reply:
                 await self._generate(self.llm, self.request)
         except LLMError as exc:
             self.error = exc
+            await self._through_gate()
             self._ensure_started()
             assert self.reply_id is not None
             self.host.emit(
@@ -171,6 +182,7 @@ class Reply:
                 elif isinstance(item, ToolCallRequest):
                     if len(self.calls) >= MAX_CALLS_PER_REPLY:
                         continue
+                    await self._through_gate()
                     problems = self.host.dispatch_tool_call(self, item)
                     if problems:
                         rejected.append((item, problems))
@@ -201,10 +213,12 @@ class Reply:
 
     async def _pace(self) -> None:
         while True:
+            await self._through_gate()
             chunk = await self.output.next_chunk()
             if chunk is None:
                 break
             self._send(chunk)
+        await self._through_gate()
         leftover = self.output.take_unchunked_words()
         if leftover:
             self._ensure_started()
