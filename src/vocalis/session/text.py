@@ -17,12 +17,18 @@ class SentenceSplitter:
 
     A sentence keeps its trailing whitespace (it is known once the next character arrives), so the
     word deltas of a reply concatenate exactly to its text. Very long sentences are cut at a comma
-    so the first audio is not held back by a run-on sentence.
+    so the first audio is not held back by a run-on sentence, and the reply's first piece is cut
+    early (at a comma after a few words, or after ``FIRST_MAX_WORDS``): on a small CPU the model
+    writes ~10 words a second, so waiting for a whole first sentence costs a second of silence.
     """
+
+    FIRST_MIN_WORDS = 4
+    FIRST_MAX_WORDS = 10
 
     def __init__(self) -> None:
         self._buf = ""
         self._started = False
+        self._emitted = False
 
     def push(self, delta: str) -> list[str]:
         if not self._started:
@@ -46,7 +52,28 @@ class SentenceSplitter:
                 soft = breaks[-1]
                 out.append(self._buf[: soft.end()])
                 self._buf = self._buf[soft.end() :]
-        return [s for s in out if s.strip()]
+        if not out and not self._emitted:
+            first = self._first_piece()
+            if first:
+                out.append(first)
+        out = [s for s in out if s.strip()]
+        self._emitted = self._emitted or bool(out)
+        return out
+
+    def _first_piece(self) -> str | None:
+        """An early cut of the reply's opening words, or None to keep waiting."""
+        words = _WORD.findall(self._buf)
+        complete = words[:-1]  # the last word may still be growing
+        for count, word in enumerate(complete, 1):
+            soft = _SOFT_BREAK.match(word[len(word.rstrip()) - 1 :]) is not None
+            if (soft and count >= self.FIRST_MIN_WORDS) or count >= self.FIRST_MAX_WORDS:
+                return self._cut(count, words)
+        return None
+
+    def _cut(self, n_words: int, words: list[str]) -> str:
+        piece = "".join(words[:n_words])
+        self._buf = self._buf[len(piece) :]
+        return piece
 
     def flush(self) -> str:
         """The rest of the text, without trailing whitespace (the reply ends here)."""

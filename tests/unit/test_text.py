@@ -1,0 +1,52 @@
+"""Sentence cutting and word timing for speech."""
+
+from __future__ import annotations
+
+import itertools
+
+from vocalis.session.text import SentenceSplitter, has_non_backchannel_word, time_words
+from vocalis.settings import DEFAULT_BACKCHANNEL_WORDS
+
+
+def cut(text: str) -> list[str]:
+    splitter = SentenceSplitter()
+    out: list[str] = []
+    for token in text.split(" "):
+        out += splitter.push(token + " ")
+    rest = splitter.flush()
+    return [*out, rest] if rest else out
+
+
+def test_pieces_concatenate_to_the_text_without_trailing_space() -> None:
+    text = "Hi! How are you today? I am fine."
+    pieces = cut(text)
+    assert "".join(pieces) == text
+    assert pieces == ["Hi! ", "How are you today? ", "I am fine."]
+
+
+def test_first_piece_is_cut_early_at_a_comma_or_after_ten_words() -> None:
+    assert cut("Well, that is a really good question, and I think it depends.")[0] == (
+        "Well, that is a really good question, "
+    )
+    long_first = "The absence of the detailed reference to the Hebrews is therefore no reason."
+    assert cut(long_first)[0] == "The absence of the detailed reference to the Hebrews is "
+
+
+def test_later_sentences_are_not_cut_at_commas() -> None:
+    pieces = cut("Sure. Then, after that, we go home.")
+    assert pieces == ["Sure. ", "Then, after that, we go home."]
+
+
+def test_word_timings_cover_the_audio_in_order() -> None:
+    words = time_words("Hi! How can I help? ", 1000, 950)
+    assert [w.text for w in words] == ["Hi! ", "How ", "can ", "I ", "help? "]
+    assert words[0].start_ms == 1000 and words[-1].end_ms == 1950
+    assert all(a.end_ms == b.start_ms for a, b in itertools.pairwise(words))
+
+
+def test_backchannels() -> None:
+    words = DEFAULT_BACKCHANNEL_WORDS
+    assert not has_non_backchannel_word("Uh-huh.", words)
+    assert not has_non_backchannel_word("mm hmm, right", words)
+    assert has_non_backchannel_word("wait", words)
+    assert has_non_backchannel_word("okay but wait", words)
