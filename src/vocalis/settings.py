@@ -82,10 +82,12 @@ class Settings(BaseSettings):
 
     # Embedded model stack (providers = "embedded"); thread counts are sized for 2 cores.
     embedded_stt_threads: int = 2  # faster-whisper cpu_threads (a final decode is short and bursty)
-    embedded_llm_threads: int = 1  # llama.cpp decode threads: 1 keeps TTS from starving it
+    embedded_llm_threads: int = 2  # llama.cpp decode threads (generation pauses while TTS runs)
     embedded_llm_batch_threads: int = 2  # llama.cpp prompt-processing threads
+    embedded_llm_poll: int = 0  # llama.cpp busy-wait level 0-100 (0: idle threads sleep)
+    embedded_llm_max_ahead: int = 2  # generation pauses this many tokens ahead of the TTS
     embedded_llm_context: int = 4096  # llama.cpp context window (tokens)
-    embedded_tts_threads: int = 1  # onnxruntime intra-op threads for Piper
+    embedded_tts_threads: int = 2  # onnxruntime threads for Piper (it runs while the LLM waits)
     embedded_llm_model_path: Path | None = None  # override the assembled Qwen GGUF
     embedded_stt_model_dir: Path | None = None  # override the CTranslate2 Whisper directory
     embedded_turn_model_path: Path | None = None  # override the Smart Turn ONNX file

@@ -24,12 +24,12 @@ def test_pieces_concatenate_to_the_text_without_trailing_space() -> None:
     assert pieces == ["Hi! ", "How are you today? ", "I am fine."]
 
 
-def test_first_piece_is_cut_early_at_a_comma_or_after_ten_words() -> None:
+def test_first_piece_is_cut_early_at_a_comma_or_after_eight_words() -> None:
     assert cut("Well, that is a really good question, and I think it depends.")[0] == (
         "Well, that is a really good question, "
     )
     long_first = "The absence of the detailed reference to the Hebrews is therefore no reason."
-    assert cut(long_first)[0] == "The absence of the detailed reference to the Hebrews is "
+    assert cut(long_first)[0] == "The absence of the detailed reference to the "
 
 
 def test_later_sentences_are_not_cut_at_commas() -> None:

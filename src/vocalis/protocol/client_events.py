@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -84,12 +85,27 @@ CLIENT_EVENT_TYPES: dict[str, type[_ClientEvent]] = {
 }
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _is_unicode(data: Any) -> bool:
+    """False when ``\\uD800``-style escapes left a lone surrogate: such text cannot be encoded
+    as UTF-8, so echoing it (a prompt, a transcript) would break the socket's writer."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
+
+
 def parse_client_message(text: str) -> ClientEvent:
     """Parse one text frame; raise ``ProtocolError`` (``invalid_format``) on bad input."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
         raise errors.invalid_json() from None
+    if _SURROGATE_ESCAPE.search(text) and not _is_unicode(data):
+        raise errors.invalid_json()
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise errors.invalid_message()
     type_ = data["type"]

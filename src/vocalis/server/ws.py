@@ -87,9 +87,18 @@ async def _read(websocket: WebSocket, conn: Connection, writer: asyncio.Task[Non
             return
         text = message.get("text")
         if text is not None:
-            if len(text) > MAX_TEXT_BYTES and len(text.encode()) > MAX_TEXT_BYTES:
+            if _too_large(text):
                 conn.on_too_large()
             else:
                 await conn.on_text(text)
         elif message.get("bytes") is not None:
             conn.on_binary()
+
+
+def _too_large(text: str) -> bool:
+    """A frame's size is its UTF-8 length: 1 to 4 bytes per character (§2)."""
+    if len(text) > MAX_TEXT_BYTES:
+        return True
+    if len(text) * 4 <= MAX_TEXT_BYTES:
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 PREROLL_MS = 300  # audio before the detected speech start given to the recogniser (§11.1)
 SPEECH_GAP_MS = 100  # a longer non-speech gap ends "continuous speech" (§11.1)
-SPECULATE_MS = 160  # start the final decode this long into a pause
+SPECULATE_MS = 128  # start the final decode (and a preemptive reply) this long into a pause
 PARTIAL_EVERY_MS = 320  # re-decode the growing turn for partials at most this often
 CANDIDATE_PARTIAL_EVERY_MS = 160
 STALL_SECONDS = 0.5  # §10.2

@@ -23,7 +23,7 @@ class SentenceSplitter:
     """
 
     FIRST_MIN_WORDS = 4
-    FIRST_MAX_WORDS = 10
+    FIRST_MAX_WORDS = 8
 
     def __init__(self) -> None:
         self._buf = ""

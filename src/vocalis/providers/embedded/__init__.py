@@ -70,6 +70,8 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
             threads=settings.embedded_llm_threads,
             batch_threads=settings.embedded_llm_batch_threads,
             context=settings.embedded_llm_context,
+            poll=settings.embedded_llm_poll,
+            max_ahead=settings.embedded_llm_max_ahead,
         ),
     )
     started = time.perf_counter()

@@ -43,16 +43,28 @@ class ThreadStream(Generic[T]):
     short VAD/turn calls that use ``asyncio.to_thread``.
     """
 
-    def __init__(self, produce: Callable[[Callable[[T], None], Cancelled], None], name: str):
+    def __init__(
+        self,
+        produce: Callable[[Callable[[T], None], Cancelled], None],
+        name: str,
+        max_ahead: int = 0,
+    ):
         self._produce = produce
         self._name = name
+        self._max_ahead = max_ahead  # > 0: the producer blocks this many items ahead
         self.cancelled = Cancelled()
 
     async def __aiter__(self) -> AsyncIterator[T]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[T | _End] = asyncio.Queue()
 
+        credits = threading.Semaphore(self._max_ahead) if self._max_ahead > 0 else None
+
         def emit(item: T) -> None:
+            if credits is not None:
+                while not credits.acquire(timeout=0.05):
+                    if self.cancelled.is_set():
+                        return
             if not self.cancelled.is_set():
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
@@ -70,6 +82,8 @@ class ThreadStream(Generic[T]):
         try:
             while True:
                 item = await queue.get()
+                if credits is not None:
+                    credits.release()
                 if isinstance(item, _End):
                     if item.error is not None:
                         raise item.error

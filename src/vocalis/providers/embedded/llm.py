@@ -135,8 +135,13 @@ class QwenLLM:
         threads: int = 1,
         batch_threads: int = 2,
         context: int = 4096,
+        poll: int = 50,
+        max_ahead: int = 0,
     ) -> None:
         params = xllamacpp.CommonParams()
+        params.cpuparams.poll = poll
+        params.cpuparams_batch.poll = poll
+        self._max_ahead = max_ahead
         params.model.path = str(model_path)
         params.n_ctx = context
         params.n_parallel = 1  # one slot: its KV cache holds the running conversation
@@ -253,7 +258,7 @@ class QwenLLM:
             if errors:
                 raise LLMError(f"local model failed: {errors[0]}", retryable=True)
 
-        return ThreadStream(produce, name="qwen-llm")
+        return ThreadStream(produce, name="qwen-llm", max_ahead=self._max_ahead)
 
     async def warmup(self) -> None:
         request = LLMRequest(messages=(ChatMessage(role="user", content="Hi"),), max_tokens=1)
