@@ -40,5 +40,5 @@ async def test_closing_the_stream_stops_a_paused_producer() -> None:
     async for item in stream:
         if item == 2:
             break
-    assert stop_seen.wait(2)
+    assert await asyncio.to_thread(stop_seen.wait, 2)
     assert len(produced) < 10
