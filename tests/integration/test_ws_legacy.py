@@ -93,11 +93,6 @@ def test_first_update_errors_after_fallback_are_non_fatal(legacy: WsServer) -> N
         ws.assert_alive()
 
 
-@pytest.mark.xfail(
-    reason="engine: the first update after the legacy fallback rejects agent_id as "
-    "agent_id_not_first instead of looking the agent up (App. A)",
-    strict=True,
-)
 def test_first_update_after_fallback_looks_up_agent_id(legacy: WsServer) -> None:
     with legacy.connect(credential="key-one") as ws:
         session_id = ws.expect("session.ready")["session_id"]

@@ -9,7 +9,6 @@ afterwards it forwards events to the attached session.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from pydantic import ValidationError
 
@@ -24,6 +23,7 @@ from vocalis.protocol.config import (
     validate_update,
 )
 from vocalis.protocol.errors import ProtocolError
+from vocalis.session.agents import stored_agent_config
 from vocalis.session.clock import Clock
 from vocalis.session.engine import Session, Transport
 from vocalis.session.hooks import Credential
@@ -174,31 +174,8 @@ class Connection:
         if update.agent_id is not None:
             if update.other_fields_set():
                 raise errors.agent_id_exclusive()
-            return await self._agent_config(update.agent_id, base, ctx)
+            return await stored_agent_config(update.agent_id, base, manager.agent_lookup, ctx)
         return validate_update(update, base, ctx, first=True)
-
-    async def _agent_config(
-        self, agent_id: str, base: SessionConfig, ctx: ValidationContext
-    ) -> SessionConfig:
-        lookup = self.manager.agent_lookup
-        spec = await lookup(agent_id) if lookup is not None else None
-        if spec is None:
-            raise errors.agent_not_found()
-        agent_ctx = ValidationContext(ctx.catalog_ids, allow_http_tools=True)
-        try:
-            stored = parse_session(spec.session)
-            config = validate_update(stored, base, agent_ctx, first=True)
-        except (ProtocolError, ValidationError) as exc:
-            detail = exc.message if isinstance(exc, ProtocolError) else "invalid stored agent"
-            raise errors.invalid_agent_config(detail) from None
-        # the agent's HTTP tools always remain; later client `tools` replace only the rest
-        return replace(
-            config,
-            agent_tools=tuple(t for t in config.tools if t.http is not None),
-            tools=tuple(t for t in config.tools if t.http is None),
-            agent_id=agent_id,
-            llm=spec.llm,
-        )
 
     async def _resume(self, event: ce.SessionResume) -> None:
         assert self.credential is not None

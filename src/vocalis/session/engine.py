@@ -28,7 +28,14 @@ from vocalis import ids
 from vocalis.protocol import client_events as ce
 from vocalis.protocol import errors
 from vocalis.protocol import server_events as ev
-from vocalis.protocol.config import SessionConfig, ValidationContext, parse_session, validate_update
+from vocalis.protocol.config import (
+    CustomLLM,
+    SessionConfig,
+    SessionIn,
+    ValidationContext,
+    parse_session,
+    validate_update,
+)
 from vocalis.protocol.errors import ProtocolError
 from vocalis.providers.base import (
     INPUT_RATE,
@@ -42,9 +49,10 @@ from vocalis.providers.base import (
     ToolSpec,
     Transcript,
 )
+from vocalis.session.agents import stored_agent_config
 from vocalis.session.clock import Clock
 from vocalis.session.history import History, ToolCallRecord, encode_result
-from vocalis.session.hooks import HttpToolRunner, SessionRecord, SessionRecorder
+from vocalis.session.hooks import AgentLookup, HttpToolRunner, SessionRecord, SessionRecorder
 from vocalis.session.input import InputStage
 from vocalis.session.recording import StereoRecording
 from vocalis.session.reply import Reply, ReplyPlan
@@ -136,6 +144,8 @@ class Session:
         llm: LLM | None = None,
         recorder: SessionRecorder | None = None,
         http_runner: HttpToolRunner | None = None,
+        agent_lookup: AgentLookup | None = None,
+        llm_factory: Callable[[CustomLLM], LLM] | None = None,
         legacy: bool = False,
     ) -> None:
         self.config = config
@@ -147,6 +157,8 @@ class Session:
         self.legacy_pending_first_update = legacy
         self.recorder = recorder
         self.http_runner = http_runner
+        self.agent_lookup = agent_lookup
+        self.llm_factory = llm_factory
         self._llm = llm or providers.llm
         self.created_mono = clock.now()
         self.created_wall = clock.wall()
@@ -343,7 +355,7 @@ class Session:
             case ce.InputAudio():
                 await self._on_audio(event.audio)
             case ce.SessionUpdate():
-                self._on_update(event)
+                await self._on_update(event)
             case ce.ToolResult():
                 self._on_tool_result(event)
             case ce.ReplyCreate():
@@ -357,7 +369,7 @@ class Session:
             case ce.SessionResume():
                 self.error(errors.resume_not_first())
 
-    def _on_update(self, event: ce.SessionUpdate) -> None:
+    async def _on_update(self, event: ce.SessionUpdate) -> None:
         try:
             update = parse_session(event.session)
         except ValueError:
@@ -367,10 +379,12 @@ class Session:
         first = self.legacy_pending_first_update
         try:
             if first and update.agent_id is not None:
-                raise errors.agent_id_not_first()  # replacing config by an agent: see manager
-            new = validate_update(update, self.config, ctx, first=first)
+                new = await self._legacy_agent_config(update, ctx)
+            else:
+                new = validate_update(update, self.config, ctx, first=first)
         except ProtocolError as err:
-            self.error(err)
+            # after the legacy fallback even first-update errors keep the session (App. A)
+            self.error(ProtocolError(err.code, err.message, param=err.param))
             return
         self.legacy_pending_first_update = False
         greeting_added = first and new.greeting and not self.config.greeting
@@ -379,6 +393,23 @@ class Session:
         if greeting_added and not self._replies and self._current is None:
             self._queue_plan(ReplyPlan("greeting", self.clock.now()))
             self._maybe_start_reply()
+
+    async def _legacy_agent_config(
+        self, update: SessionIn, ctx: ValidationContext
+    ) -> SessionConfig:
+        """App. A: ``agent_id`` in the first update after the fallback replaces the config."""
+        if update.other_fields_set():
+            raise errors.agent_id_exclusive()
+        assert update.agent_id is not None
+        base = SessionConfig(
+            id=self.id,
+            default_system_prompt=self.settings.default_system_prompt,
+            default_voice=self.settings.default_voice,
+        )
+        config = await stored_agent_config(update.agent_id, base, self.agent_lookup, ctx)
+        if config.llm and self.llm_factory is not None:
+            self._llm = self.llm_factory(config.llm[0])
+        return config
 
     def _apply_config(self, new: SessionConfig, raw: dict[str, Any]) -> None:
         if new.input_format != self.config.input_format:

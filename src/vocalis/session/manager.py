@@ -107,6 +107,8 @@ class SessionManager:
             llm=llm,
             recorder=self.recorder,
             http_runner=self.http_runner,
+            agent_lookup=self.agent_lookup,
+            llm_factory=self.llm_factory,
             legacy=legacy,
         )
         self._live[session.id] = session
