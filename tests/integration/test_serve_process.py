@@ -1,0 +1,78 @@
+"""`vocalis serve` as a user runs it: open-mode bind refusal and a graceful shutdown (§3.5, §15)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import websockets
+
+from vocalis.server.background import free_port
+
+VOCALIS = [sys.executable, "-m", "vocalis.cli"]
+
+
+def test_open_mode_refuses_a_public_bind(tmp_path: Path) -> None:
+    env = {**os.environ, "VOCALIS_API_KEYS": "", "VOCALIS_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [*VOCALIS, "serve", "--host", "0.0.0.0", "--providers", "fake"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "VOCALIS_API_KEYS" in done.stderr
+
+
+def test_shutdown_ends_sessions_with_session_ended_and_1001(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "VOCALIS_DATA_DIR": str(tmp_path), "VOCALIS_API_KEYS": ""}
+    server = subprocess.Popen(
+        [*VOCALIS, "serve", "--port", str(port), "--providers", "fake"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        events, code = asyncio.run(_session_through_shutdown(port, server))
+    finally:
+        server.kill()
+        server.wait()
+    assert events[-1]["type"] == "session.ended"
+    assert events[-1]["reason"] == "server_shutdown"
+    assert code == 1001
+
+
+async def _session_through_shutdown(
+    port: int, server: subprocess.Popen[bytes]
+) -> tuple[list[dict[str, object]], int | None]:
+    url = f"ws://127.0.0.1:{port}/v1/ws"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ws = await websockets.connect(url)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    events: list[dict[str, object]] = []
+    async with ws:
+        await ws.send(json.dumps({"type": "session.update", "session": {}}))
+        events.append(json.loads(await ws.recv()))
+        events.append(json.loads(await ws.recv()))
+        assert events[-1]["type"] == "session.ready"
+        server.send_signal(signal.SIGINT)
+        try:
+            async for raw in ws:
+                events.append(json.loads(raw))
+        except websockets.ConnectionClosed:
+            pass
+        return events, ws.close_code
