@@ -138,3 +138,66 @@ def test_spoken_request_calls_the_registered_tool(server: tuple[str, AppState]) 
     assert calls[0]["name"] == "get_weather"
     assert "paris" in str(calls[0]["arguments"].get("city", "")).lower()
     assert calls[0]["arguments"] == calls[0]["args"]
+
+
+GREETING = (
+    "Thanks for calling the shop. We are open from nine to five on weekdays, and from ten "
+    "to four on Saturdays, and you can always write to us."
+)
+
+
+async def talk_over_greeting(url: str, clip: str) -> list[dict[str, Any]]:
+    """Start a session with a long greeting and play ``clip`` 1.2 s into it."""
+    speech, _ = read_wav(DATA / clip, RATE)
+    events: list[dict[str, Any]] = []
+    step = RATE // 10
+    async with websockets.connect(url, max_size=16 << 20) as ws:
+        await ws.send(json.dumps({"type": "session.update", "session": {"greeting": GREETING}}))
+
+        async def receive() -> None:
+            async for raw in ws:
+                event = json.loads(raw)
+                events.append(event)
+                if event["type"] == "reply.done":
+                    return
+
+        receiver = asyncio.create_task(receive())
+        sent = 0
+        first_audio_at: int | None = None
+        while not receiver.done() and sent < 40 * RATE:
+            if first_audio_at is None and any(e["type"] == "reply.audio" for e in events):
+                first_audio_at = sent
+            offset = None if first_audio_at is None else sent - first_audio_at - int(1.2 * RATE)
+            chunk = np.zeros(step, np.float32)
+            if offset is not None and 0 <= offset < len(speech):
+                chunk = speech[offset : offset + step]
+                chunk = np.pad(chunk, (0, step - len(chunk)))
+            pcm = (np.clip(chunk, -1, 1) * 32767).astype("<i2").tobytes()
+            message = {"type": "input.audio", "audio": base64.b64encode(pcm).decode()}
+            await ws.send(json.dumps(message))
+            sent += step
+            await asyncio.sleep(0.1)
+        receiver.cancel()
+    return events
+
+
+def test_speech_over_the_agent_interrupts_it(server: tuple[str, AppState]) -> None:
+    url, _ = server
+    events = asyncio.run(talk_over_greeting(url, "tts_wait_actually.wav"))
+    seq = types(events)
+    i = seq.index("input.speech.started")
+    assert seq[i : i + 3] == ["input.speech.started", "transcript.agent", "reply.done"]
+    agent = next(e for e in events if e["type"] == "transcript.agent")
+    done = next(e for e in events if e["type"] == "reply.done")
+    assert agent["interrupted"] is True and done["status"] == "interrupted"
+    assert agent["text"] and GREETING.startswith(agent["text"]) and agent["text"] != GREETING
+
+
+def test_a_backchannel_does_not_interrupt(server: tuple[str, AppState]) -> None:
+    url, _ = server
+    events = asyncio.run(talk_over_greeting(url, "tts_uh_huh.wav"))
+    done = next(e for e in events if e["type"] == "reply.done")
+    agent = next(e for e in events if e["type"] == "transcript.agent")
+    assert done["status"] == "completed", types(events)
+    assert agent["text"] == GREETING
+    assert "input.speech.started" not in types(events)
