@@ -34,11 +34,11 @@ from bench.common import (
 )
 
 
-async def one_clip(url: str, state: Any, path: Path) -> dict[str, Any]:
+async def one_clip(url: str, state: Any, path: Path, session: dict[str, Any]) -> dict[str, Any]:
     audio = load_24k(path)
     _, end = speech_bounds(audio)
     ws = await connect(url)
-    await ws.send(json.dumps({"type": "session.update", "session": {}}))
+    await ws.send(json.dumps({"type": "session.update", "session": session}))
     session_id = None
     while session_id is None:
         msg = json.loads(await ws.recv())
@@ -78,12 +78,14 @@ async def one_clip(url: str, state: Any, path: Path) -> dict[str, Any]:
     return result
 
 
-async def run(url: str, state: Any, clips: list[Path], refs: dict[str, str]) -> None:
+async def run(
+    url: str, state: Any, clips: list[Path], refs: dict[str, str], session: dict[str, Any]
+) -> None:
     rows = []
     errors = words = 0
     print(f"{'clip':52} {'v2v s':>6}  transcript")
     for path in clips:
-        r = await one_clip(url, state, path)
+        r = await one_clip(url, state, path, session)
         rows.append(r)
         e, n = word_errors(refs.get(path.name, ""), r.get("text", ""))
         errors, words = errors + e, words + n
@@ -114,15 +116,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--providers", default="embedded", choices=["embedded", "fake"])
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument(
+        "--mode",
+        default=None,
+        choices=["min_latency", "balanced", "max_accuracy"],
+        help="input.transcription_mode of the sessions (default: the server's, balanced)",
+    )
     args = parser.parse_args()
     folder = speech_dir()
     refs = manifest(folder)
     clips = sorted(folder.glob("asr_*.wav"))
     if args.limit:
         clips = clips[: args.limit]
-    print(f"providers: {args.providers}; clips from {folder}")
+    session: dict[str, Any] = {}
+    if args.mode:
+        session["input"] = {"transcription_mode": args.mode}
+    print(f"providers: {args.providers}; mode: {args.mode or 'balanced'}; clips from {folder}")
     with running_server(providers=args.providers) as (url, state):
-        asyncio.run(run(url, state, clips, refs))
+        asyncio.run(run(url, state, clips, refs, session))
 
 
 if __name__ == "__main__":
