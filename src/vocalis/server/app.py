@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 
-from vocalis import __version__
+from vocalis import __version__, metrics
 from vocalis.providers.base import ProviderSet
 from vocalis.providers.factory import build_providers
 from vocalis.server.tokens import TokenStore
@@ -75,7 +75,7 @@ async def _start(state: AppState, providers: ProviderSet | None) -> None:
     try:
         storage = await _open_storage(state.settings)  # REST works while models load
         state.storage = storage
-        state.providers = providers or await build_providers(state.settings)
+        state.providers = metrics.timed(providers or await build_providers(state.settings))
         state.manager = SessionManager(
             state.settings,
             state.providers,

@@ -12,6 +12,7 @@ import logging
 
 from pydantic import ValidationError
 
+from vocalis import metrics
 from vocalis.protocol import client_events as ce
 from vocalis.protocol import errors
 from vocalis.protocol import server_events as ev
@@ -50,6 +51,7 @@ class Connection:
 
     # ------------------------------------------------------------------ output
     def _send_error(self, err: ProtocolError) -> None:
+        metrics.session_error(err.code)
         event = ev.session_error(err, self.session.id if self.session else None)
         event["timestamp"] = self.clock.wall()
         self.transport.send(event)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, Protocol
 
-from vocalis import ids
+from vocalis import ids, metrics
 from vocalis.protocol import client_events as ce
 from vocalis.protocol import errors
 from vocalis.protocol import server_events as ev
@@ -313,6 +313,7 @@ class Session:
         transport = self._transport
         if transport is not None:
             if error is not None:
+                metrics.session_error(error.code)
                 self.emit(ev.session_error(error, self.id))
             audio = self._input.accepted_seconds
             self.emit(ev.session_ended(self.ended_wall - self.created_wall, audio or None, reason))
@@ -332,10 +333,16 @@ class Session:
         self._transport.send(event)
 
     def error(self, err: ProtocolError) -> None:
+        if self._transport is not None:
+            metrics.session_error(err.code)
         self.emit(ev.session_error(err, self.id))
 
     def agent_audio_sent(self, reply: Reply, samples: Audio, start_ms: float) -> None:
-        """Hook for every agent chunk sent: places it in the recording at its playout time."""
+        """Hook for every agent chunk sent: metrics, and the recording at its playout time."""
+        metrics.output_audio(len(samples) / reply.output_rate)
+        first = reply.timings.first_audio_sent
+        if start_ms == 0 and first is not None:
+            metrics.reply_first_audio(max(0.0, first - reply.plan.queued_at))
         if self._recording is not None and reply.output.t_first is not None:
             at = reply.output.t_first + start_ms / 1000 - self.created_mono
             self._recording.add_agent(at, samples, reply.output_rate)
@@ -474,7 +481,9 @@ class Session:
         except (binascii.Error, ValueError):
             self.error(errors.invalid_audio())
             return
+        before = self._input.accepted_seconds
         frames, dropped = self._input.accept(raw)
+        metrics.input_audio(self._input.accepted_seconds - before)
         if dropped:
             now = self.clock.now()
             if now - self._last_rate_error >= 1.0:
@@ -624,6 +633,7 @@ class Session:
 
     def _commit_turn(self, turn: UserTurn, transcript: Transcript) -> None:
         self._turn = None
+        metrics.turn_end_latency(max(0.0, self.clock.wall() - self._last_speech_wall))
         if turn.partial_task is not None:
             turn.partial_task.cancel()
         self.emit(ev.speech_stopped())
@@ -767,6 +777,7 @@ class Session:
         self._candidate = None
         if cand.partial_task is not None:
             cand.partial_task.cancel()
+        metrics.barge_in()
         self.emit(ev.speech_started())
         self._interrupt(reply, notify=True)
         self._open_turn(cand.start, announce=False)
@@ -882,6 +893,7 @@ class Session:
         for call in reply.calls:
             if call.status == "pending":
                 call.status = "cancelled"
+                metrics.tool_call("cancelled")
                 self._stop_call_timer(call)
         self._queue = deque(p for p in self._queue if p.carrying_reply_id != reply.reply_id)
         self._close_reply(reply, text, "interrupted")
@@ -981,6 +993,15 @@ class Session:
         if record.status != "pending" or self.state is State.ENDED:
             return
         record.status = "timed_out" if timed_out else "resolved"
+        metrics.tool_call(
+            "timed_out"
+            if timed_out
+            else "http"
+            if record.server_executed
+            else "error"
+            if is_error
+            else "result"
+        )
         record.result = result
         record.is_error = is_error
         record.resolved_at = self.clock.wall()

@@ -12,7 +12,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 
-from vocalis import ids
+from vocalis import ids, metrics
 from vocalis.protocol import errors
 from vocalis.protocol.config import CustomLLM, SessionConfig
 from vocalis.providers.base import LLM, ProviderSet
@@ -95,7 +95,7 @@ class SessionManager:
             cap = min(cap, float(credential.max_session_duration_seconds))
         llm = None
         if config.llm and self.llm_factory is not None:
-            llm = self.llm_factory(config.llm[0])
+            llm = metrics.timed_llm(self.llm_factory(config.llm[0]), "external")
         resume_token = ids.opaque_token()
         session = Session(
             config=config,
@@ -113,6 +113,8 @@ class SessionManager:
         )
         self._live[session.id] = session
         self._tokens[resume_token] = session.id
+        metrics.session_started()
+        metrics.set_sessions_active(len(self._live))
         self._tasks[session.id] = asyncio.create_task(self._run(session))
         await session.started()
         session.attach(transport, resumed=False, send_updated=not legacy)
@@ -124,6 +126,8 @@ class SessionManager:
         finally:
             self._live.pop(session.id, None)
             self._tasks.pop(session.id, None)
+            metrics.session_ended(session.close_reason or "error")
+            metrics.set_sessions_active(len(self._live))
             self._ended[session.id] = None
             while len(self._ended) > MAX_ENDED_REMEMBERED:
                 old, _ = self._ended.popitem(last=False)
