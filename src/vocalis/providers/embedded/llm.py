@@ -34,6 +34,7 @@ from vocalis.providers.base import (
     TextDelta,
     ToolCallRequest,
 )
+from vocalis.providers.chat_format import message_dict, tool_dicts
 from vocalis.providers.embedded._threads import Cancelled, ThreadStream
 from vocalis.providers.toolcall_parsing import (
     ToolCallHoldback,
@@ -51,38 +52,6 @@ _SAMPLING: dict[str, Any] = {
     "repeat_penalty": 1.1,
     "seed": 7,
 }
-
-
-def _message_dict(message: ChatMessage) -> dict[str, Any]:
-    data: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.role == "assistant" and message.tool_calls:
-        data["tool_calls"] = [
-            {
-                "id": call.id or f"call_{index}",
-                "type": "function",
-                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-            }
-            for index, call in enumerate(message.tool_calls)
-        ]
-    if message.role == "tool":
-        data["tool_call_id"] = message.tool_call_id or ""
-        if message.name:
-            data["name"] = message.name
-    return data
-
-
-def _tool_dicts(request: LLMRequest) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": tool.parameters or {"type": "object", "properties": {}},
-            },
-        }
-        for tool in request.tools
-    ]
 
 
 def _call_key(call: ToolCallRequest) -> str:
@@ -213,7 +182,7 @@ class QwenLLM:
 
     def _generate(self, request: LLMRequest, *, with_tools: bool) -> ThreadStream[_Chunk]:
         body: dict[str, Any] = {
-            "messages": [_message_dict(m) for m in request.messages],
+            "messages": [message_dict(m) for m in request.messages],
             "stream": True,
             "cache_prompt": True,
             "max_tokens": max(request.max_tokens, TOOL_CALL_MAX_TOKENS)
@@ -222,7 +191,7 @@ class QwenLLM:
             **_SAMPLING,
         }
         if with_tools:
-            body["tools"] = _tool_dicts(request)
+            body["tools"] = tool_dicts(request)
         spoken_cap = request.max_tokens
 
         def produce(emit: Callable[[_Chunk], None], cancelled: Cancelled) -> None:

@@ -23,12 +23,12 @@ import httpx
 from vocalis.protocol.config import CustomLLM
 from vocalis.providers.base import (
     LLM,
-    ChatMessage,
     LLMEvent,
     LLMRequest,
     TextDelta,
     ToolCallRequest,
 )
+from vocalis.providers.chat_format import message_dict, tool_dicts
 from vocalis.providers.external._http import (
     REQUEST_ERRORS,
     ClientSource,
@@ -49,39 +49,6 @@ logger = logging.getLogger(__name__)
 
 WHAT = "LLM request"
 DEFAULT_TIMEOUT_SECONDS = 30.0
-
-
-def message_dict(message: ChatMessage) -> dict[str, Any]:
-    """One history message in Chat Completions form."""
-    data: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.role == "assistant" and message.tool_calls:
-        data["tool_calls"] = [
-            {
-                "id": call.id or f"call_{index}",
-                "type": "function",
-                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-            }
-            for index, call in enumerate(message.tool_calls)
-        ]
-    if message.role == "tool":
-        data["tool_call_id"] = message.tool_call_id or ""
-        if message.name:
-            data["name"] = message.name
-    return data
-
-
-def tool_dicts(request: LLMRequest) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": tool.parameters or {"type": "object", "properties": {}},
-            },
-        }
-        for tool in request.tools
-    ]
 
 
 @dataclass
