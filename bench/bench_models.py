@@ -23,6 +23,7 @@ from typing import TypeVar
 import numpy as np
 import soundfile
 import soxr
+from tests.speech import word_errors
 
 from vocalis.providers.base import (
     ChatMessage,
@@ -74,64 +75,6 @@ TOOLS = (
     ),
     ToolSpec("end_call", "Hang up when the user says goodbye", {"type": "object"}),
 )
-
-_ONES = [
-    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
-    *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"),
-    *("eighteen", "nineteen"),
-]
-_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_ORDINAL = {
-    "one": "first",
-    "two": "second",
-    "three": "third",
-    "five": "fifth",
-    "eight": "eighth",
-    "nine": "ninth",
-    "twelve": "twelfth",
-}
-
-
-def _number_words(n: int) -> str:
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    if n < 1000:
-        rest = "" if n % 100 == 0 else " " + _number_words(n % 100)
-        return _ONES[n // 100] + " hundred" + rest
-    rest = "" if n % 1000 == 0 else " " + _number_words(n % 1000)
-    return _number_words(n // 1000) + " thousand" + rest
-
-
-def _ordinal_words(n: int) -> str:
-    words = _number_words(n).split()
-    last = words[-1]
-    if last in _ORDINAL:
-        words[-1] = _ORDINAL[last]
-    elif last.endswith("y"):
-        words[-1] = last[:-1] + "ieth"
-    else:
-        words[-1] = last + "th"
-    return " ".join(words)
-
-
-def normalize(text: str) -> list[str]:
-    """Upper-case words without punctuation; Mr. -> MISTER, digits and ordinals as words."""
-    text = re.sub(r"\bMr\.?(?=\s)", "mister", text, flags=re.IGNORECASE)
-    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: _ordinal_words(int(m[1])), text)
-    text = re.sub(r"\b\d+\b", lambda m: _number_words(int(m[0])), text)
-    text = re.sub(r"[^A-Za-z' ]+", " ", text.replace("-", " "))
-    return [w.strip("'") for w in text.upper().split() if w.strip("'")]
-
-
-def word_errors(reference: list[str], hypothesis: list[str]) -> int:
-    row = list(range(len(hypothesis) + 1))
-    for i, word in enumerate(reference, start=1):
-        previous, row[0] = row[0], i
-        for j, other in enumerate(hypothesis, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != other))
-    return row[-1]
 
 
 def timed(label: str, factory: Callable[[], T]) -> T:
@@ -192,12 +135,11 @@ def bench_stt(stt: WhisperSTT, clips: list[tuple[str, np.ndarray, str]]) -> None
             started = time.perf_counter()
             await stt.transcribe(audio[: len(audio) // 2], STTOptions(), final=False)
             partials.append(time.perf_counter() - started)
-            ref, hyp = normalize(reference), normalize(result.text)
-            errors += word_errors(ref, hyp)
-            words += len(ref)
+            wrong, n_words = word_errors(reference, result.text)
+            errors, words = errors + wrong, words + n_words
             latencies.append(elapsed)
             rtfs.append(elapsed / (len(audio) / RATE))
-            mark = "" if ref == hyp else f"   heard: {result.text}"
+            mark = "" if not wrong else f"   heard: {result.text}"
             print(f"stt   {name[:34]:<34} {len(audio) / RATE:4.1f} s  {elapsed:5.2f} s{mark}")
         short = [lat for (_, a, _), lat in zip(clips, latencies, strict=True) if len(a) <= 5 * RATE]
         print(

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import csv
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import websockets
+from tests.speech import manifest, word_errors
 
 from vocalis.audio import read_wav
 from vocalis.server.background import background_server
@@ -28,13 +27,6 @@ CHUNK_MS = 20
 
 def speech_dir() -> Path:
     return SHARED_SPEECH if SHARED_SPEECH.exists() else TEST_DATA
-
-
-def manifest(folder: Path) -> dict[str, str]:
-    with open(folder / "manifest.tsv", newline="") as f:
-        return {
-            row["file"]: row["reference_transcript"] for row in csv.DictReader(f, delimiter="\t")
-        }
 
 
 @contextlib.contextmanager
@@ -99,17 +91,4 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def normalize(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edit distance in words, reference length)."""
-    ref, hyp = normalize(reference), normalize(hypothesis)
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1], len(ref)
+__all__ = ["manifest", "word_errors"]

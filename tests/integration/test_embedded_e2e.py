@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import websockets
 
+from tests.speech import reference, wer
 from vocalis.audio import read_wav
 from vocalis.providers.base import STTOptions
 from vocalis.server.app import AppState
@@ -39,29 +39,6 @@ WEATHER = {
 def server() -> Iterator[tuple[str, AppState]]:
     with background_server(providers="embedded") as running:
         yield running
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    ref, hyp = words(reference), words(hypothesis)
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1] / max(1, len(ref))
-
-
-def reference(name: str) -> str:
-    for line in (DATA / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        cols = line.split("\t")
-        if cols[0] == name:
-            return cols[4]
-    raise KeyError(name)
 
 
 async def converse(url: str, clip: str, session: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.speech import normalize, reference, wer
 from vocalis.providers.base import (
     Audio,
     ChatMessage,
@@ -43,28 +43,6 @@ def _clip(name: str) -> Audio:
     audio, rate = soundfile.read(DATA / name, dtype="float32")
     assert rate == RATE
     return np.asarray(audio, dtype=np.float32)
-
-
-def _reference(name: str) -> str:
-    for line in (DATA / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        columns = line.split("\t")
-        if columns[0] == name:
-            return columns[4]
-    raise KeyError(name)
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    ref, hyp = _words(reference), _words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, start=1):
-        previous, row[0] = row[0], i
-        for j, other in enumerate(hyp, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != other))
-    return row[-1] / max(len(ref), 1)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +119,7 @@ async def test_smart_turn_prefers_the_complete_sentence_over_the_mid_sentence_pa
 )
 async def test_stt_transcribes_real_speech(stack: ProviderSet, name: str) -> None:
     result = await stack.stt.transcribe(_clip(name), STTOptions(), final=True)
-    assert wer(_reference(name), result.text) <= 0.15, result.text
+    assert wer(reference(name), result.text) <= 0.15, result.text
     assert result.confidence is not None and 0.0 < result.confidence <= 1.0
 
 
@@ -149,7 +127,7 @@ async def test_stt_partial_covers_the_start_of_the_turn(stack: ProviderSet) -> N
     audio = _clip("asr_20_cmu_arctic_a0009.wav")
     options = STTOptions(prompt="A story about Gregson.", keyterms=("Gregson",))
     partial = await stack.stt.transcribe(audio[: len(audio) * 2 // 3], options, final=False)
-    assert _words(partial.text)[:3] == ["he", "turned", "sharply"]
+    assert normalize(partial.text)[:3] == ["HE", "TURNED", "SHARPLY"]
 
 
 async def test_stt_returns_nothing_for_a_tiny_buffer(stack: ProviderSet) -> None:
