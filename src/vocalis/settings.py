@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     ping_interval_seconds: float = 20
     ping_timeout_seconds: float = 20
     reply_max_tokens: int = 160  # caps a spoken reply's length
+    # spoken when an interactive tool call leaves a reply silent (e.g. "One moment."); "" = none
+    tool_transition_phrase: str = ""
     voices: list[str] | None = None  # catalog ids offered (None = the whole §18.1 catalog)
 
     # Embedded model stack (providers = "embedded"); thread counts are sized for 2 cores.

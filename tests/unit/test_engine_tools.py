@@ -256,3 +256,24 @@ async def test_result_object_is_json_encoded_and_truncated_for_model(harness: Ha
     msgs = harness.session().history.messages("sys")
     content = next(m.content for m in msgs if m.role == "tool")
     assert content.startswith('[1,{"a":"yyy') and len(content) == 32_768
+
+
+async def test_transition_phrase_fills_a_silent_interactive_call() -> None:
+    from vocalis.settings import Settings
+
+    settings = Settings(
+        providers="fake", legacy_ready_timeout_seconds=0, tool_transition_phrase="One moment."
+    )
+    h = Harness(settings=settings)
+    hold_it = tool(name="hold_it", execution_mode="hold", parameters={"type": "object"})
+    await h.start({"tools": [tool(), hold_it]})
+    await ask(h, 'call lookup_order {"order_id": "ORD-48152"}')
+    await h.until("reply.done")
+    t = h.transport
+    assert t.last("transcript.agent")["text"] == "One moment."
+    assert t.types().index("tool.call") < t.types().index("transcript.agent.delta")
+    # a hold call gets no phrase
+    await ask(h, "call hold_it {}")
+    await h.until("reply.done", count=2)
+    assert t.last("transcript.agent")["text"] == ""
+    await h.close()

@@ -101,7 +101,8 @@ class VoiceAgentClient:
         capacity) and :class:`ConnectionLost` when the server cannot be reached.
         """
         ws = await self._open(self.credential)
-        await ws.send(_dumps({"type": "session.update", "session": self.session_config}))
+        with contextlib.suppress(ConnectionClosed):  # a refusal may close the socket first
+            await ws.send(_dumps({"type": "session.update", "session": self.session_config}))
         ready = await self._await_ready(ws)
         self._ws = ws
         self._reader = asyncio.create_task(self._read_loop())
@@ -260,7 +261,8 @@ class VoiceAgentClient:
                     continue
                 kind = event.get("type")
                 if kind == "session.error":
-                    await ws.close()
+                    with contextlib.suppress(ConnectionClosed):
+                        await ws.close()
                     raise SessionError(event)
                 if kind == "session.ready":
                     self._remember_ready(event)
@@ -312,7 +314,8 @@ class VoiceAgentClient:
             await asyncio.sleep(delay)
             try:
                 ws = await self._open(self.resume_token)
-                await ws.send(_dumps({"type": "session.resume", "session_id": self.session_id}))
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(_dumps({"type": "session.resume", "session_id": self.session_id}))
                 await self._await_ready(ws)
             except SessionError:
                 raise  # session_not_found / session_forbidden: the session is gone

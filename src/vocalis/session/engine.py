@@ -959,6 +959,13 @@ class Session:
             self._spawn(self._run_http_tool(record, tool.http, tool.timeout_seconds))
         return []
 
+    def transition_phrase(self, tool_name: str) -> str | None:
+        """What an ``interactive`` call may have the agent say when it said nothing yet (§13.5)."""
+        tool = self.config.tool(tool_name)
+        if tool is None or tool.execution_mode != "interactive":
+            return None
+        return self.settings.tool_transition_phrase or None
+
     async def _call_timeout(self, record: ToolCallRecord, seconds: float) -> None:
         await self.clock.sleep(seconds)
         self._resolve_call(record, None, True, timed_out=True)

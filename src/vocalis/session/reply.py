@@ -67,6 +67,8 @@ class ReplyHost(Protocol):
 
     def dispatch_tool_call(self, reply: Reply, call: ToolCallRequest) -> list[str]: ...
 
+    def transition_phrase(self, tool_name: str) -> str | None: ...
+
     def agent_audio_sent(self, reply: Reply, samples: Audio, start_ms: float) -> None: ...
 
     @property
@@ -186,6 +188,10 @@ class Reply:
                     problems = self.host.dispatch_tool_call(self, item)
                     if problems:
                         rejected.append((item, problems))
+                        continue
+                    phrase = self.host.transition_phrase(item.name)
+                    if phrase and not self._words and not splitter.pending:
+                        await self._speak(phrase)
             if not rejected or attempt == MAX_TOOL_RETRIES:
                 break
             request = _with_rejections(request, rejected)

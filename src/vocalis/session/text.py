@@ -75,6 +75,11 @@ class SentenceSplitter:
         self._buf = self._buf[len(piece) :]
         return piece
 
+    @property
+    def pending(self) -> bool:
+        """Text received but not yet cut into a piece."""
+        return bool(self._buf.strip())
+
     def flush(self) -> str:
         """The rest of the text, without trailing whitespace (the reply ends here)."""
         rest, self._buf = self._buf.rstrip(), ""
