@@ -34,6 +34,7 @@ CONTEXT_FIELDS: Final = (
 )
 # Quiet below DEBUG: one line per HTTP request or connection attempt is noise for an operator.
 _NOISY_LOGGERS: Final = ("uvicorn.access", "websockets", "httpx", "httpcore")
+_UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access")
 # Credentials in URLs (``/v1/ws?token=…``, as uvicorn logs a WebSocket upgrade) are masked.
 _TOKEN_IN_URL: Final = re.compile(r"(?i)([?&](?:token|api_key|key)=)[^&\s\"']+")
 
@@ -85,7 +86,8 @@ def configure_logging(
 ) -> None:
     """Send every logger's records to ``stream`` (stderr) through one handler on the root logger.
 
-    Uvicorn's loggers keep working: run uvicorn with ``log_config=None`` so they propagate here.
+    Uvicorn's loggers are routed here too; run uvicorn with ``log_config=None`` so that it does
+    not install its own handlers again afterwards.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if json_output else TextFormatter())
@@ -94,6 +96,12 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in _UVICORN_LOGGERS:  # undo uvicorn's own handlers, if it configured them already
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
     quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(quiet)

@@ -48,7 +48,9 @@ class VoiceAgentClient:
     """One voice agent session, kept across network drops.
 
     ``session`` is the ``session`` object of the first ``session.update`` (§6); tool definitions
-    derived from ``tools`` are added to it. Use :func:`connect` or ``async with``.
+    derived from ``tools`` are added to it, and ``tool.call`` events for those tools are answered
+    with their return values. Create it inside a running event loop; use :func:`connect` or
+    ``async with``.
     """
 
     def __init__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,16 +50,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(_start(state, providers))
+        opening = asyncio.create_task(_open_storage(state.settings))
+        loading = asyncio.create_task(_start(state, providers, opening))
         try:
             yield
         finally:
             state.status = "draining"
-            loading.cancel()
+            loading.cancel()  # model loading may be cut short; opening storage may not
             if isinstance(state.manager, SessionManager):
                 await state.manager.shutdown()
-            if state.storage is not None:
-                await state.storage.aclose()
+            storage = None
+            with contextlib.suppress(Exception):
+                storage = await asyncio.wait_for(asyncio.shield(opening), timeout=30)
+            if storage is not None:
+                await storage.aclose()
             if state.providers is not None:
                 await state.providers.aclose()
 
@@ -70,10 +75,12 @@ def create_app(
     return app
 
 
-async def _start(state: AppState, providers: ProviderSet | None) -> None:
-    """Load models and open storage while the server already answers /healthz."""
+async def _start(
+    state: AppState, providers: ProviderSet | None, opening: asyncio.Task[Any]
+) -> None:
+    """Open storage, then load models, while the server already answers /healthz."""
     try:
-        storage = await _open_storage(state.settings)  # REST works while models load
+        storage = await asyncio.shield(opening)  # REST works while models load
         state.storage = storage
         state.providers = metrics.timed(providers or await build_providers(state.settings))
         state.manager = SessionManager(

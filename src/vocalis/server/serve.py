@@ -56,5 +56,6 @@ def serve(settings: Settings) -> None:
         ws_ping_interval=settings.ping_interval_seconds,
         ws_ping_timeout=settings.ping_timeout_seconds,
         log_level=settings.log_level,
+        log_config=None,  # keep the JSON formatter (and its token masking) for uvicorn's lines
     )
     _Server(config, app.state.vocalis).run()
