@@ -296,7 +296,7 @@ function handle(ev) {
       if (lastLatencyMs !== null) {
         const meta = document.createElement("span");
         meta.className = "meta";
-        meta.textContent = "first audio " + lastLatencyMs + " ms after you stopped";
+        meta.textContent = "first audio " + lastLatencyMs + " ms after the turn ended";
         bubble.appendChild(meta);
       }
       break;
