@@ -156,3 +156,48 @@ async def test_pending_user_speech_reply_is_merged_with_next_turn(harness: Harne
     await harness.until("reply.done")
     assert len(harness.transport.of("transcript.user")) == 2
     assert len(harness.transport.of("reply.started")) == 1
+
+
+class SlowScriptedSTT(ScriptedSTT):
+    """Like ScriptedSTT, but recognition takes ``delay`` virtual seconds (as Whisper does)."""
+
+    def __init__(self, text: str, clock: object, delay: float) -> None:
+        super().__init__(text)
+        self.clock = clock
+        self.delay = delay
+
+    async def transcribe(self, audio: Audio, options: STTOptions, *, final: bool) -> Transcript:
+        await self.clock.sleep(self.delay)  # type: ignore[attr-defined]
+        return await super().transcribe(audio, options, final=final)
+
+
+async def _short_phrase_over_agent(text: str) -> Harness:
+    h = Harness()
+    h.manager.providers = replace(
+        build_fake_providers(), stt=SlowScriptedSTT(text, h.clock, delay=0.4)
+    )
+    await _speaking(h)
+    # 300 ms of speech, then silence: the segment ends before its transcript is ready
+    await h.stream(np.concatenate([tone(300), silence(1000)]))
+    return h
+
+
+async def test_short_phrase_ending_before_its_transcript_still_interrupts() -> None:
+    h = await _short_phrase_over_agent("wait")
+    t = h.transport
+    assert t.last("reply.done")["status"] == "interrupted"
+    types = t.types(audio=True)
+    paused_from = types.index("input.speech.started")
+    # no agent audio went out between the pause (at 200 ms of speech) and the barge-in
+    audio_after = [e for e in t.events[paused_from:] if e["type"] == "reply.audio"]
+    assert all(e["reply_id"] != t.last("reply.done")["reply_id"] for e in audio_after)
+    await h.close()
+
+
+async def test_short_backchannel_ending_before_its_transcript_resumes() -> None:
+    h = await _short_phrase_over_agent("mhm")
+    await h.wait(8)
+    t = h.transport
+    assert not t.of("input.speech.started")
+    assert t.last("reply.done")["status"] == "completed"
+    await h.close()

@@ -107,6 +107,7 @@ class BargeCandidate:
     start: int  # sample index of the segment start
     partial: str = ""
     paused: bool = False
+    ended: bool = False  # the speech stopped while its transcript was pending
     last_partial_at: int = 0
     partial_task: asyncio.Task[None] | None = None
 
@@ -529,7 +530,7 @@ class Session:
             self._gap += end - start
             if self._run_start is not None and self._gap > gap_max:
                 self._run_start = None
-                self._drop_candidate()
+                self._candidate_segment_ended()
             if self._turn is not None:
                 self._on_silence(end)
 
@@ -547,6 +548,7 @@ class Session:
             self._maybe_partial(turn, now_sample)
             return
         if self._candidate is not None:
+            self._candidate.ended = False
             self._update_candidate(now_sample)
             return
         reply = self._current
@@ -758,9 +760,29 @@ class Session:
             result = await self.providers.stt.transcribe(audio, self._stt_options(), final=False)
         finally:
             cand.partial_task = None
-        if self._candidate is cand:
-            cand.partial = result.text.strip()
+        if self._candidate is not cand:
+            return
+        cand.partial = result.text.strip()
+        if not cand.ended:
             self._update_candidate(max(at, self._last_speech_end))
+        elif has_non_backchannel_word(cand.partial, self.settings.backchannel_words):
+            reply = self._current
+            if reply is not None:
+                self._barge_in(cand, reply)
+        else:
+            self._drop_candidate()
+
+    def _candidate_segment_ended(self) -> None:
+        """The speech stopped: a paused reply waits for the words still being recognised.
+
+        A short phrase ("wait, …") can end before its transcript is ready; it still interrupts
+        if the transcript has a real word. A cough or a backchannel lets the reply resume.
+        """
+        cand = self._candidate
+        if cand is not None and cand.paused and cand.partial_task is not None:
+            cand.ended = True
+            return
+        self._drop_candidate()
 
     def _drop_candidate(self) -> None:
         """A segment that ends without a barge-in leaves no trace; the reply resumes."""
