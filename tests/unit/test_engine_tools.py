@@ -8,7 +8,7 @@ import numpy as np
 
 from tests.harness import Harness, silence, tone
 from vocalis.providers.base import TextDelta, ToolCallRequest
-from vocalis.session.engine import MAX_TOOL_ROUNDS
+from vocalis.session.tools import MAX_TOOL_ROUNDS
 
 LOOKUP = {
     "type": "function",

@@ -26,8 +26,9 @@ from vocalis.protocol.config import (
 from vocalis.protocol.errors import ProtocolError
 from vocalis.session.agents import stored_agent_config
 from vocalis.session.clock import Clock
-from vocalis.session.engine import Session, Transport
+from vocalis.session.engine import Session
 from vocalis.session.hooks import Credential
+from vocalis.session.lifecycle import Transport
 from vocalis.session.manager import SessionManager
 
 log = logging.getLogger(__name__)

@@ -5,24 +5,18 @@ connection), server events out (through the attached :class:`Transport`), time f
 :class:`Clock`. Everything a session starts runs in its own task group, so ending it (client
 ``session.end``, cap, idle, grace expiry, shutdown) cancels all of its work at once.
 
-Turn-taking follows contract §11 on the input-audio timeline: VAD frames drive a small state
-machine (continuous speech, silence), user turns open after ``speech_start_ms`` of speech, the
-final transcript is decoded as soon as a pause begins, and the turn ends at ``min_silence`` when
-it looks complete or at ``max_silence`` regardless. While the agent speaks, speech becomes a
-barge-in candidate: the reply pauses once ``interruption_delay`` holds and is interrupted when a
-non-backchannel word is recognised (or no word at all after ``backchannel_window_ms``).
+The session is split by concern: this module has the lifecycle, client events and replies;
+:mod:`~vocalis.session.listening` turn-taking and barge-in; :mod:`~vocalis.session.tools` tool
+calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from vocalis import ids, metrics
 from vocalis.protocol import client_events as ce
@@ -38,99 +32,32 @@ from vocalis.protocol.config import (
 )
 from vocalis.protocol.errors import ProtocolError
 from vocalis.providers.base import (
-    INPUT_RATE,
     LLM,
     Audio,
     ChatMessage,
     LLMRequest,
     ProviderSet,
-    STTOptions,
-    ToolCallRequest,
     ToolSpec,
-    Transcript,
 )
 from vocalis.session.agents import stored_agent_config
 from vocalis.session.clock import Clock
-from vocalis.session.history import History, ToolCallRecord, encode_result
+from vocalis.session.history import History, ToolCallRecord
 from vocalis.session.hooks import AgentLookup, HttpToolRunner, SessionRecord, SessionRecorder
 from vocalis.session.input import InputStage
+from vocalis.session.lifecycle import State, Transport
+from vocalis.session.listening import BargeCandidate, Listening, Speculation, UserTurn
 from vocalis.session.recording import StereoRecording
 from vocalis.session.reply import Reply, ReplyPlan
-from vocalis.session.text import has_non_backchannel_word, has_word
 from vocalis.session.timeline import ReplyRecord, build_timeline
-from vocalis.session.tool_args import check_arguments
+from vocalis.session.tools import MAX_TOOL_ROUNDS, HeldTurn, ToolCalls
 from vocalis.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PREROLL_MS = 300  # audio before the detected speech start given to the recogniser (§11.1)
-SPEECH_GAP_MS = 100  # a longer non-speech gap ends "continuous speech" (§11.1)
-SPECULATE_MS = 128  # start the final decode (and a preemptive reply) this long into a pause
-PARTIAL_EVERY_MS = 320  # re-decode the growing turn for partials at most this often
-CANDIDATE_PARTIAL_EVERY_MS = 160
-STALL_SECONDS = 0.5  # §10.2
 MAX_QUEUED_CREATES = 8
-MAX_TOOL_ROUNDS = 8
 
 
-class Transport(Protocol):
-    """The connection a session is attached to (the server edge implements it)."""
-
-    def send(self, event: ev.ServerEvent) -> None: ...
-
-    def close(self, code: int) -> None: ...
-
-
-class State(Enum):
-    ACTIVE = "active"
-    DETACHED = "disconnected"
-    ENDED = "ended"
-
-
-@dataclass
-class UserTurn:
-    item_id: str
-    audio_start: int  # absolute 16 kHz sample index, pre-roll included
-    started_wall: float
-    partial: str = ""
-    last_partial_at: int = 0
-    partial_task: asyncio.Task[None] | None = None
-    check_task: asyncio.Task[None] | None = None
-    result: tuple[Transcript, bool] | None = None
-    final_at: float | None = None  # wall time the final transcript was ready
-    min_reached: bool = False
-    max_reached: bool = False
-
-
-@dataclass
-class BargeCandidate:
-    start: int  # sample index of the segment start
-    partial: str = ""
-    paused: bool = False
-    ended: bool = False  # the speech stopped while its transcript was pending
-    last_partial_at: int = 0
-    partial_task: asyncio.Task[None] | None = None
-
-
-@dataclass
-class Speculation:
-    """A reply generated ahead of the turn's commit (see ``Session._speculate``)."""
-
-    text: str
-    reply: Reply
-    task: asyncio.Task[None]
-
-
-@dataclass
-class HeldTurn:
-    """A user turn closed during a ``hold`` tool call: its transcript waits (§13.5)."""
-
-    item_id: str
-    text: str
-    plan: ReplyPlan
-
-
-class Session:
+class Session(Listening, ToolCalls):
     """One conversation. Create through :class:`~vocalis.session.manager.SessionManager`."""
 
     def __init__(
@@ -473,350 +400,9 @@ class Session:
             self._discard_unstarted(reply, requeue=False)
         self._maybe_start_reply()
 
-    # ================================================================== input audio
-    async def _on_audio(self, b64: str) -> None:
-        if not b64:
-            return
-        try:
-            raw = binascii.a2b_base64(b64, strict_mode=True)
-        except (binascii.Error, ValueError):
-            self.error(errors.invalid_audio())
-            return
-        before = self._input.accepted_seconds
-        frames, dropped = self._input.accept(raw)
-        metrics.input_audio(self._input.accepted_seconds - before)
-        if dropped:
-            now = self.clock.now()
-            if now - self._last_rate_error >= 1.0:
-                self._last_rate_error = now
-                self.error(errors.audio_rate_violation())
-        if len(frames):
-            if self._recording is not None:
-                self._recording.add_user(frames)
-            probs = await self._vad.probabilities(frames)
-            await self._process_frames(probs, self._input.ring.end - len(frames))
-
-    async def _stall_watchdog(self) -> None:
-        while True:
-            await self.clock.sleep(0.1)
-            if self.state is not State.ACTIVE:
-                continue
-            frames = self._input.silence_gap(STALL_SECONDS)
-            if len(frames):
-                if self._recording is not None:
-                    self._recording.add_user(frames)
-                n = self.providers.vad.frame_samples
-                probs = [0.0] * (len(frames) // n)
-                await self._process_frames(probs, self._input.ring.end - len(frames))
-
-    async def _process_frames(self, probs: list[float], first_sample: int) -> None:
-        async with self._frame_lock:
-            n = self.providers.vad.frame_samples
-            for i, prob in enumerate(probs):
-                if self.state is State.ENDED:
-                    return
-                self._on_frame(prob, first_sample + i * n, first_sample + (i + 1) * n)
-
-    def _on_frame(self, prob: float, start: int, end: int) -> None:
-        gap_max = SPEECH_GAP_MS * INPUT_RATE // 1000
-        if prob >= self.config.vad_threshold:
-            if self._run_start is None or self._gap > gap_max:
-                self._run_start = start
-            self._gap = 0
-            self._last_speech_end = end
-            self._last_speech_wall = self.clock.wall()
-            self._on_speech(end)
-        else:
-            self._gap += end - start
-            if self._run_start is not None and self._gap > gap_max:
-                self._run_start = None
-                self._candidate_segment_ended()
-            if self._turn is not None:
-                self._on_silence(end)
-
-    def _on_speech(self, now_sample: int) -> None:
-        assert self._run_start is not None
-        self._last_activity = self.clock.now()
-        turn = self._turn
-        if turn is not None:
-            if turn.check_task is not None or turn.result is not None:
-                if turn.check_task is not None:
-                    turn.check_task.cancel()
-                turn.check_task, turn.result = None, None
-                turn.min_reached = turn.max_reached = False
-                self._cancel_speculation()
-            self._maybe_partial(turn, now_sample)
-            return
-        if self._candidate is not None:
-            self._candidate.ended = False
-            self._update_candidate(now_sample)
-            return
-        reply = self._current
-        if reply is not None and reply.speaking:
-            if self._barge_in_allowed(reply):
-                self._candidate = BargeCandidate(self._run_start)
-                self._update_candidate(now_sample)
-            return
-        run_ms = (now_sample - self._run_start) * 1000 // INPUT_RATE
-        if run_ms >= self.settings.speech_start_ms:
-            self._open_turn(self._run_start, announce=True)
-
-    def _on_silence(self, now_sample: int) -> None:
-        turn = self._turn
-        assert turn is not None
-        silence_ms = (now_sample - self._last_speech_end) * 1000 // INPUT_RATE
-        lo, hi = self.config.silence_ms
-        if turn.check_task is None and turn.result is None and silence_ms >= min(SPECULATE_MS, lo):
-            audio = self._input.ring.read(turn.audio_start, self._last_speech_end)
-            turn.check_task = self._spawn(self._check_turn(turn, audio))
-        if silence_ms >= hi:
-            turn.max_reached = True
-        if silence_ms >= lo:
-            turn.min_reached = True
-        self._maybe_end_turn(turn)
-
-    # ------------------------------------------------------------------ user turns
-    def _open_turn(self, segment_start: int, *, announce: bool) -> None:
-        reply = self._current
-        if reply is not None and not reply.started:
-            self._discard_unstarted(reply, requeue=reply.plan.trigger != "user_speech")
-        self._queue = deque(p for p in self._queue if p.trigger != "user_speech")
-        preroll = PREROLL_MS * INPUT_RATE // 1000
-        self._turn = UserTurn(
-            ids.item_id(), max(0, segment_start - preroll), self.clock.wall(), last_partial_at=0
-        )
-        if announce:
-            self.emit(ev.speech_started())
-
-    def _maybe_partial(self, turn: UserTurn, now_sample: int) -> None:
-        # keep partial decoding under about half of the CPU, so a final is never queued long
-        every_ms = max(PARTIAL_EVERY_MS, 2000 * self._partial_cost)
-        every = int(every_ms * INPUT_RATE / 1000)
-        if turn.partial_task is not None or now_sample - turn.last_partial_at < every:
-            return
-        turn.last_partial_at = now_sample
-        audio = self._input.ring.read(turn.audio_start)
-        turn.partial_task = self._spawn(self._partial(turn, audio))
-
-    async def _partial(self, turn: UserTurn, audio: Audio) -> None:
-        started = self.clock.now()
-        try:
-            result = await self.providers.stt.transcribe(audio, self._stt_options(), final=False)
-        finally:
-            turn.partial_task = None
-        self._partial_cost = 0.5 * self._partial_cost + 0.5 * (self.clock.now() - started)
-        text = result.text.strip()
-        if self._turn is turn and text and text != turn.partial:
-            turn.partial = text
-            if not self._hold_active():
-                self.emit(ev.user_transcript_delta(turn.item_id, text))
-
-    async def _check_turn(self, turn: UserTurn, audio: Audio) -> None:
-        transcript = await self.providers.stt.transcribe(audio, self._stt_options(), final=True)
-        complete = True
-        text = transcript.text.strip()
-        if text and self.config.turn_type == "semantic_vad":
-            prob = await self.providers.turn.completion_probability(audio, text)
-            complete = prob >= 0.5
-        turn.check_task = None
-        turn.final_at = self.clock.wall()
-        turn.result = (transcript, complete)
-        if self._turn is turn:
-            if complete and text:
-                self._speculate(text)
-            self._maybe_end_turn(turn)
-
-    def _maybe_end_turn(self, turn: UserTurn) -> None:
-        if turn.result is None or not (turn.min_reached or turn.max_reached):
-            return
-        transcript, complete = turn.result
-        if complete or turn.max_reached:
-            self._commit_turn(turn, transcript)
-
-    def _commit_turn(self, turn: UserTurn, transcript: Transcript) -> None:
-        self._turn = None
-        metrics.turn_end_latency(max(0.0, self.clock.wall() - self._last_speech_wall))
-        if turn.partial_task is not None:
-            turn.partial_task.cancel()
-        self.emit(ev.speech_stopped())
-        text = transcript.text.strip()
-        if not text:
-            self._maybe_start_reply()
-            return
-        plan = ReplyPlan(
-            "user_speech",
-            self.clock.now(),
-            user_item_id=turn.item_id,
-            user_text=text,
-            user_started_at=turn.started_wall,
-            user_ended_at=self.clock.wall(),
-            user_confidence=transcript.confidence,
-            user_speech_end_at=self._last_speech_wall,
-            stt_final_at=turn.final_at,
-        )
-        if self._hold_active():
-            self._cancel_speculation()
-            self._held.append(HeldTurn(turn.item_id, text, plan))
-        else:
-            self.emit(ev.user_transcript(turn.item_id, text))
-            spec = self._take_speculation(text)
-            if spec is None:
-                self._accept_user_text(turn.item_id, text, plan)
-            else:
-                self._accept_user_text(turn.item_id, text, None)
-                spec.reply.plan = plan
-                self._current, self._reply_task = spec.reply, spec.task
-                spec.reply.open_gate()
-        self._maybe_start_reply()
-
-    # ------------------------------------------------------------------ preemptive replies
-    def _speculate(self, text: str) -> None:
-        """Start the reply to a turn that looks complete while the silence timer still runs.
-
-        It is generated and synthesised behind a gate; the turn's commit opens the gate if the
-        final text is the same, so the reply is ready when the turn ends. Otherwise it is dropped.
-        """
-        self._cancel_speculation()
-        if self._current is not None or self._queue or self._hold_active() or self._tg is None:
-            return
-        plan = ReplyPlan("user_speech", self.clock.now(), user_text=text)
-        reply = self._make_reply(plan, pending_user_text=text)
-        reply.gate = asyncio.Event()
-        self._spec = Speculation(text, reply, self._spawn(self._run_reply(reply)))
-
-    def _take_speculation(self, text: str) -> Speculation | None:
-        spec, self._spec = self._spec, None
-        if spec is None:
-            return None
-        if spec.text == text and self._current is None and not self._queue:
-            return spec
-        spec.task.cancel()
-        return None
-
-    def _cancel_speculation(self) -> None:
-        spec, self._spec = self._spec, None
-        if spec is not None:
-            spec.reply.finished = True
-            spec.task.cancel()
-
-    def _accept_user_text(self, item_id: str, text: str, plan: ReplyPlan | None) -> None:
-        self.history.add_user(text, item_id)
-        self._tool_rounds = 0
-        if plan is not None:
-            self._queue_plan(plan)
-
-    async def _close_turn_silently(self, turn: UserTurn) -> None:
-        """A turn open at a disconnect still counts (§14.1): its text enters the history."""
-        audio = self._input.ring.read(turn.audio_start, self._last_speech_end)
-        transcript = await self.providers.stt.transcribe(audio, self._stt_options(), final=True)
-        text = transcript.text.strip()
-        if text:
-            plan = ReplyPlan("user_speech", self.clock.now(), user_item_id=turn.item_id)
-            plan.user_text = text
-            self._accept_user_text(turn.item_id, text, plan)
-            self._maybe_start_reply()
-
-    def _stt_options(self) -> STTOptions:
-        cfg = self.config
-        return STTOptions(
-            prompt=cfg.transcription_prompt,
-            keyterms=cfg.keyterms or (),
-            language_codes=cfg.language_codes or (),
-            accurate=cfg.transcription_mode == "max_accuracy",
-        )
-
-    # ------------------------------------------------------------------ barge-in
-    def _barge_in_allowed(self, reply: Reply) -> bool:
-        return self.config.interrupt_response and not reply.protected
-
-    def _update_candidate(self, now_sample: int) -> None:
-        cand = self._candidate
-        reply = self._current
-        if cand is None or reply is None:
-            return
-        during_ms = (now_sample - max(cand.start, self._agent_speech_from)) * 1000 // INPUT_RATE
-        if during_ms < self.config.interruption_delay_ms:
-            return
-        if not cand.paused:
-            cand.paused = True
-            reply.output.pause()
-        words = self.settings.backchannel_words
-        if has_non_backchannel_word(cand.partial, words) or (
-            during_ms >= self.settings.backchannel_window_ms and not has_word(cand.partial)
-        ):
-            self._barge_in(cand, reply)
-            return
-        every = CANDIDATE_PARTIAL_EVERY_MS * INPUT_RATE // 1000
-        if cand.partial_task is None and (
-            now_sample - cand.last_partial_at >= every or not cand.last_partial_at
-        ):
-            cand.last_partial_at = now_sample
-            preroll = PREROLL_MS * INPUT_RATE // 1000
-            audio = self._input.ring.read(max(0, cand.start - preroll))
-            cand.partial_task = self._spawn(self._candidate_partial(cand, audio, now_sample))
-
-    async def _candidate_partial(self, cand: BargeCandidate, audio: Audio, at: int) -> None:
-        try:
-            result = await self.providers.stt.transcribe(audio, self._stt_options(), final=False)
-        finally:
-            cand.partial_task = None
-        if self._candidate is not cand:
-            return
-        cand.partial = result.text.strip()
-        if not cand.ended:
-            self._update_candidate(max(at, self._last_speech_end))
-        elif has_non_backchannel_word(cand.partial, self.settings.backchannel_words):
-            reply = self._current
-            if reply is not None:
-                self._barge_in(cand, reply)
-        else:
-            self._drop_candidate()
-
-    def _candidate_segment_ended(self) -> None:
-        """The speech stopped: a paused reply waits for the words still being recognised.
-
-        A short phrase ("wait, …") can end before its transcript is ready; it still interrupts
-        if the transcript has a real word. A cough or a backchannel lets the reply resume.
-        """
-        cand = self._candidate
-        if cand is not None and cand.paused and cand.partial_task is not None:
-            cand.ended = True
-            return
-        self._drop_candidate()
-
-    def _drop_candidate(self) -> None:
-        """A segment that ends without a barge-in leaves no trace; the reply resumes."""
-        cand, self._candidate = self._candidate, None
-        if cand is None:
-            return
-        if cand.partial_task is not None:
-            cand.partial_task.cancel()
-        if cand.paused and self._current is not None:
-            self._current.output.resume()
-
-    def _barge_in(self, cand: BargeCandidate, reply: Reply) -> None:
-        """§11.5: stop the reply, open the user turn, report the played text, cancel calls."""
-        self._candidate = None
-        if cand.partial_task is not None:
-            cand.partial_task.cancel()
-        metrics.barge_in()
-        self.emit(ev.speech_started())
-        self._interrupt(reply, notify=True)
-        self._open_turn(cand.start, announce=False)
-        turn = self._turn
-        if turn is not None and cand.partial:
-            turn.partial = cand.partial
-            if not self._hold_active():
-                self.emit(ev.user_transcript_delta(turn.item_id, cand.partial))
-
     # ================================================================== replies
     def _queue_plan(self, plan: ReplyPlan) -> None:
         self._queue.append(plan)
-
-    def _hold_active(self) -> bool:
-        return any(
-            c.status == "pending" and c.execution_mode == "hold" for c in self._calls.values()
-        )
 
     def _next_plan(self) -> ReplyPlan | None:
         if not self._queue:
@@ -949,117 +535,6 @@ class Session:
         if self._run_start is not None:
             # speech over the agent's last words starts a new segment now (§11.4)
             self._run_start = self._input.ring.end
-
-    # ================================================================== tools
-    def dispatch_tool_call(self, reply: Reply, call: ToolCallRequest) -> list[str]:
-        tool = self.config.tool(call.name)
-        if tool is None:
-            return [f"there is no tool named '{call.name}'"]
-        problems = check_arguments(call.arguments, tool.parameters)
-        if problems:
-            return problems
-        if not reply.started:
-            self.reply_started(reply)
-        assert reply.reply_id is not None and reply.item_id is not None
-        record = ToolCallRecord(
-            call_id=ids.call_id(),
-            name=call.name,
-            arguments=call.arguments,
-            reply_id=reply.reply_id,
-            item_id=reply.item_id,
-            dispatched_at=self.clock.wall(),
-            execution_mode=tool.execution_mode,
-            server_executed=tool.http is not None,
-            response_instructions=tool.response_instructions,
-        )
-        reply.calls.append(record)
-        self._calls[record.call_id] = record
-        self.emit(ev.tool_call(record.call_id, call.name, call.arguments, reply.reply_id))
-        timers = self._replies[reply.reply_id].call_timers
-        timers[record.call_id] = self._spawn(self._call_timeout(record, tool.timeout_seconds))
-        if tool.http is not None:
-            self._spawn(self._run_http_tool(record, tool.http, tool.timeout_seconds))
-        return []
-
-    def transition_phrase(self, tool_name: str) -> str | None:
-        """What an ``interactive`` call may have the agent say when it said nothing yet (§13.5)."""
-        tool = self.config.tool(tool_name)
-        if tool is None or tool.execution_mode != "interactive":
-            return None
-        return self.settings.tool_transition_phrase or None
-
-    async def _call_timeout(self, record: ToolCallRecord, seconds: float) -> None:
-        await self.clock.sleep(seconds)
-        self._resolve_call(record, None, True, timed_out=True)
-
-    async def _run_http_tool(self, record: ToolCallRecord, http: Any, timeout: float) -> None:
-        if self.http_runner is None:
-            result, is_error = "HTTP tools are not available on this server", True
-        else:
-            result, is_error = await self.http_runner(
-                http.url, http.http_method, http.headers, record.arguments, timeout
-            )
-        self._resolve_call(record, result, is_error)
-
-    def _stop_call_timer(self, record: ToolCallRecord) -> None:
-        rec = self._replies.get(record.reply_id)
-        task = rec.call_timers.pop(record.call_id, None) if rec else None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    def _on_tool_result(self, event: ce.ToolResult) -> None:
-        record = self._calls.get(event.call_id)
-        if record is None:
-            self.error(errors.unknown_call_id(event.call_id))
-            return
-        if record.status != "pending" or record.server_executed:
-            return  # cancelled, timed out, answered or server-executed: ignored (§7.4)
-        self._resolve_call(record, encode_result(event.result), bool(event.is_error))
-
-    def _resolve_call(
-        self, record: ToolCallRecord, result: str | None, is_error: bool, *, timed_out: bool = False
-    ) -> None:
-        if record.status != "pending" or self.state is State.ENDED:
-            return
-        record.status = "timed_out" if timed_out else "resolved"
-        metrics.tool_call(
-            "timed_out"
-            if timed_out
-            else "http"
-            if record.server_executed
-            else "error"
-            if is_error
-            else "result"
-        )
-        record.result = result
-        record.is_error = is_error
-        record.resolved_at = self.clock.wall()
-        self._stop_call_timer(record)
-        self._maybe_followup(record.reply_id)
-        self._release_hold_if_done()
-        self._maybe_start_reply()
-
-    def _maybe_followup(self, reply_id: str) -> None:
-        """Queue exactly one follow-up once every call of a completed reply is resolved."""
-        rec = self._replies.get(reply_id)
-        if rec is None or rec.followup_queued or rec.status == "interrupted":
-            return
-        calls = rec.reply.calls
-        if not calls or any(c.status == "pending" for c in calls):
-            return
-        if all(c.status == "cancelled" for c in calls):
-            return
-        rec.followup_queued = True
-        self._tool_rounds += 1
-        self._queue_plan(ReplyPlan("tool_result", self.clock.now(), carrying_reply_id=reply_id))
-
-    def _release_hold_if_done(self) -> None:
-        if not self._held or self._hold_active():
-            return
-        held, self._held = self._held, []
-        for turn in held:
-            self.emit(ev.user_transcript(turn.item_id, turn.text))
-            self._accept_user_text(turn.item_id, turn.text, None)
 
     # ================================================================== timers
     async def _cap_timer(self) -> None:

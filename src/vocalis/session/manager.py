@@ -17,7 +17,7 @@ from vocalis.protocol import errors
 from vocalis.protocol.config import CustomLLM, SessionConfig
 from vocalis.providers.base import LLM, ProviderSet
 from vocalis.session.clock import Clock
-from vocalis.session.engine import Session, State, Transport
+from vocalis.session.engine import Session
 from vocalis.session.hooks import (
     AgentLookup,
     Credential,
@@ -25,6 +25,7 @@ from vocalis.session.hooks import (
     SessionRecord,
     SessionRecorder,
 )
+from vocalis.session.lifecycle import State, Transport
 from vocalis.settings import Settings
 
 log = logging.getLogger(__name__)
