@@ -201,3 +201,16 @@ async def test_short_backchannel_ending_before_its_transcript_resumes() -> None:
     assert not t.of("input.speech.started")
     assert t.last("reply.done")["status"] == "completed"
     await h.close()
+
+
+async def test_wordless_speech_interrupts_once_transcribed_long_enough() -> None:
+    """Loud speech with no recognisable word (§11.4 condition 2b) interrupts, judged on a
+    transcript that covers backchannel_window_ms of it (the recogniser is slow here)."""
+    h = Harness()
+    h.manager.providers = replace(build_fake_providers(), stt=SlowScriptedSTT("", h.clock, 0.4))
+    await _speaking(h)
+    await h.stream(tone(700))
+    assert not h.transport.of("input.speech.started")  # 700 ms: not long enough
+    await h.stream(tone(1200))
+    assert h.transport.last("reply.done")["status"] == "interrupted"
+    await h.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from vocalis.session.text import SentenceSplitter, has_non_backchannel_word, time_words
+from vocalis.session.text import SentenceSplitter, has_non_backchannel_word, has_word, time_words
 from vocalis.settings import DEFAULT_BACKCHANNEL_WORDS
 
 
@@ -50,3 +50,13 @@ def test_backchannels() -> None:
     assert not has_non_backchannel_word("mm hmm, right", words)
     assert has_non_backchannel_word("wait", words)
     assert has_non_backchannel_word("okay but wait", words)
+
+
+def test_fillers_do_not_interrupt() -> None:
+    words = DEFAULT_BACKCHANNEL_WORDS
+    assert not has_non_backchannel_word("Uh", words)
+    assert not has_non_backchannel_word("Uh-uh.", words)
+    assert not has_non_backchannel_word("um, uh huh", words)
+    assert has_non_backchannel_word("uh, wait", words)
+    assert has_word("Uh... um")  # recognised, so the no-word rule does not apply
+    assert not has_word("...")

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 from vocalis import ids, metrics
@@ -184,6 +185,8 @@ class Session(Listening, ToolCalls):
         if send_updated and not resumed:
             self.emit(ev.session_updated(self.config.echo()))
         self.emit(ev.session_ready(self.id, self.config.echo(), self.expires_at, self.resume_token))
+        if not resumed:
+            self._prefill()
         if not resumed and self.config.greeting:
             self._queue_plan(ReplyPlan("greeting", self.clock.now()))
         self._record_changed()
@@ -349,6 +352,10 @@ class Session(Listening, ToolCalls):
     def _apply_config(self, new: SessionConfig, raw: dict[str, Any]) -> None:
         if new.input_format != self.config.input_format:
             self._input.set_encoding(new.input_format.encoding)
+        prompt_changed = (new.effective_system_prompt, new.all_tools) != (
+            self.config.effective_system_prompt,
+            self.config.all_tools,
+        )
         self.config = new
         self._config_changes.append(
             {
@@ -358,6 +365,8 @@ class Session(Listening, ToolCalls):
             }
         )
         self._record_changed()
+        if prompt_changed:
+            self._prefill()
 
     def _on_message(self, event: ce.ConversationMessage) -> None:
         if len(event.content) > 32_768:
@@ -467,6 +476,24 @@ class Session(Listening, ToolCalls):
             log.exception("reply %s failed", reply.reply_id)
         if not reply.finished:
             self._finish_completed(reply)
+
+    def _prefill(self) -> None:
+        """Let a model that can (the embedded one) cache the system prompt and tools now, so the
+        first turn does not pay for them."""
+        prefill = getattr(self._llm, "prefill", None)
+        if prefill is None or self._tg is None:
+            return
+        request = self._make_reply(ReplyPlan("reply_create", self.clock.now())).request
+        assert request is not None
+        system_only = replace(request, messages=request.messages[:1])
+
+        async def run() -> None:
+            try:
+                await prefill(system_only)
+            except Exception:
+                log.debug("prefill failed", exc_info=True)
+
+        self._spawn(run())
 
     def reply_started(self, reply: Reply) -> None:
         """First output of a reply is ready: allocate its ids and announce it (§12.1)."""

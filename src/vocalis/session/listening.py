@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from vocalis.session.input import InputStage
     from vocalis.session.recording import StereoRecording
     from vocalis.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PREROLL_MS = 300  # audio before the detected speech start given to the recogniser (§11.1)
 SPEECH_GAP_MS = 100  # a longer non-speech gap ends "continuous speech" (§11.1)
@@ -65,6 +68,7 @@ class BargeCandidate:
     partial: str = ""
     paused: bool = False
     ended: bool = False  # the speech stopped while its transcript was pending
+    heard_to: int = 0  # sample index the latest finished partial transcript covers
     last_partial_at: int = 0
     partial_task: asyncio.Task[None] | None = None
 
@@ -390,8 +394,11 @@ class Listening:
             cand.paused = True
             reply.output.pause()
         words = self.settings.backchannel_words
+        # "no word after backchannel_window_ms" is judged on a transcript that covers that much
+        # speech: with a recogniser that takes ~0.5 s, the audio is paused meanwhile anyway
+        heard_ms = (cand.heard_to - max(cand.start, self._agent_speech_from)) * 1000 // INPUT_RATE
         if has_non_backchannel_word(cand.partial, words) or (
-            during_ms >= self.settings.backchannel_window_ms and not has_word(cand.partial)
+            heard_ms >= self.settings.backchannel_window_ms and not has_word(cand.partial)
         ):
             self._barge_in(cand, reply)
             return
@@ -412,6 +419,8 @@ class Listening:
         if self._candidate is not cand:
             return
         cand.partial = result.text.strip()
+        cand.heard_to = at
+        log.debug("barge-in candidate heard %r", cand.partial)
         if not cand.ended:
             self._update_candidate(max(at, self._last_speech_end))
         elif has_non_backchannel_word(cand.partial, self.settings.backchannel_words):

@@ -119,8 +119,18 @@ def normalize_words(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
+#: Hesitation sounds (Vocalis decision) are heard like backchannels: "uh", or "uh-uh" as a
+#: recogniser often writes a short "uh huh", does not interrupt the agent. They still count as
+#: recognised words, so the no-word rule (a cough, noise) does not fire on them either.
+FILLERS = frozenset({"uh", "um", "uhm", "er", "erm", "ah", "eh", "hm", "hmm", "mm"})
+
+
+def _is_filler(token: str) -> bool:
+    return all(part in FILLERS for part in token.split("-") if part)
+
+
 def has_non_backchannel_word(text: str, backchannels: list[str]) -> bool:
-    """True if ``text`` holds a word outside the backchannel phrases (§11.4)."""
+    """True if ``text`` holds a word outside the backchannel phrases and fillers (§11.4)."""
     remaining = normalize_words(text)
     phrases = sorted((normalize_words(b) for b in backchannels), key=len, reverse=True)
     while remaining:
@@ -129,7 +139,10 @@ def has_non_backchannel_word(text: str, backchannels: list[str]) -> bool:
                 remaining = remaining[len(phrase) :].lstrip()
                 break
         else:
-            return True
+            token, _, rest = remaining.partition(" ")
+            if not _is_filler(token):
+                return True
+            remaining = rest
     return False
 
 

@@ -180,14 +180,21 @@ class QwenLLM:
         if text:
             yield TextDelta(text)
 
-    def _generate(self, request: LLMRequest, *, with_tools: bool) -> ThreadStream[_Chunk]:
+    def _generate(
+        self, request: LLMRequest, *, with_tools: bool, max_tokens: int | None = None
+    ) -> ThreadStream[_Chunk]:
+        if max_tokens is None:
+            max_tokens = (
+                max(request.max_tokens, TOOL_CALL_MAX_TOKENS) if with_tools else request.max_tokens
+            )
         body: dict[str, Any] = {
             "messages": [message_dict(m) for m in request.messages],
             "stream": True,
             "cache_prompt": True,
-            "max_tokens": max(request.max_tokens, TOOL_CALL_MAX_TOKENS)
-            if with_tools
-            else request.max_tokens,
+            "max_tokens": max_tokens
+            or (
+                max(request.max_tokens, TOOL_CALL_MAX_TOKENS) if with_tools else request.max_tokens
+            ),
             **_SAMPLING,
         }
         if with_tools:
@@ -228,6 +235,12 @@ class QwenLLM:
                 raise LLMError(f"local model failed: {errors[0]}", retryable=True)
 
         return ThreadStream(produce, name="qwen-llm", max_ahead=self._max_ahead)
+
+    async def prefill(self, request: LLMRequest) -> None:
+        """Evaluate a prompt into the KV cache (one token generated, discarded): a session's
+        system prompt and tools are then already cached when its first turn arrives."""
+        async for _ in self._generate(request, with_tools=bool(request.tools), max_tokens=1):
+            pass
 
     async def warmup(self) -> None:
         request = LLMRequest(messages=(ChatMessage(role="user", content="Hi"),), max_tokens=1)
