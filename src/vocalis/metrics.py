@@ -24,6 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from vocalis.protocol.errors import ErrorCode
 from vocalis.providers.base import (
     LLM,
     TTS,
@@ -45,22 +46,7 @@ EndReason = Literal[
 ToolOutcome = Literal["result", "error", "timed_out", "cancelled", "http"]
 Stage = Literal["vad", "stt", "stt_partial", "turn", "llm_first_token", "tts_first_audio"]
 
-ERROR_CODES: Final = (
-    "unauthorized",
-    "invalid_format",
-    "invalid_audio",
-    "audio_rate_violation",
-    "invalid_value",
-    "agent_not_found",
-    "invalid_config",
-    "agent_id_not_first",
-    "immutable_field",
-    "invalid_webhook",
-    "session_not_found",
-    "session_forbidden",
-    "at_capacity",
-    "internal_error",
-)
+ERROR_CODES: Final = get_args(ErrorCode)  # the codes of §16.1 that Vocalis sends
 PROVIDERS: Final = ("fake", "embedded", "external")
 OTHER: Final = "other"
 
