@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -177,8 +177,3 @@ class ProviderSet:
             close = getattr(provider, "aclose", None)
             if close is not None:
                 await close()
-
-
-@runtime_checkable
-class Warmable(Protocol):
-    async def warmup(self) -> None: ...
