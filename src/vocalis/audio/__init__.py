@@ -30,7 +30,7 @@ from vocalis.audio.formats import (
     silence,
 )
 from vocalis.audio.resample import StreamResampler, resample
-from vocalis.audio.wav import read_wav, read_wav_frames, write_wav
+from vocalis.audio.wav import read_wav, read_wav_frames, wav_bytes, write_wav
 
 __all__ = [
     "DEFAULT_ENCODING",
@@ -62,5 +62,6 @@ __all__ = [
     "silence",
     "ulaw_decode",
     "ulaw_encode",
+    "wav_bytes",
     "write_wav",
 ]

@@ -6,6 +6,7 @@ WAVE_FORMAT_EXTENSIBLE files; writing uses ``wave``.
 
 from __future__ import annotations
 
+import io
 import struct
 import wave
 from pathlib import Path
@@ -94,14 +95,21 @@ def write_wav(path: str | Path, audio: npt.ArrayLike, sample_rate: int) -> None:
 
     ``audio`` is 1-D for mono or ``(frames, channels)``.
     """
+    Path(path).write_bytes(wav_bytes(audio, sample_rate))
+
+
+def wav_bytes(audio: npt.ArrayLike, sample_rate: int) -> bytes:
+    """The PCM16 WAV file :func:`write_wav` writes, in memory (uploads, recordings)."""
     samples = np.asarray(audio)
     if samples.ndim == 1:
         samples = samples[:, None]
     if samples.ndim != 2:
         raise ValueError(f"expected 1-D or (frames, channels) audio, got shape {samples.shape}")
     pcm = samples.astype(np.int16) if samples.dtype == np.int16 else float_to_int16(samples)
-    with wave.open(str(path), "wb") as w:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
         w.setnchannels(pcm.shape[1])
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(pcm.astype("<i2").tobytes())
+    return buffer.getvalue()

@@ -294,10 +294,6 @@ class SessionConfig:
         td = self.turn_detection
         return td.uninterruptible_turns if td and td.uninterruptible_turns is not None else ()
 
-    @property
-    def output_gain(self) -> float:
-        return (self.volume if self.volume is not None else 100.0) / 100.0
-
     # --- echo (§6.7)
     def echo(self) -> dict[str, Any]:
         out: dict[str, Any] = {

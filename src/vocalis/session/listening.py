@@ -364,8 +364,9 @@ class Listening:
         transcript = await self.providers.stt.transcribe(audio, self._stt_options(), final=True)
         text = transcript.text.strip()
         if text:
-            plan = ReplyPlan("user_speech", self.clock.now(), user_item_id=turn.item_id)
-            plan.user_text = text
+            plan = ReplyPlan(
+                "user_speech", self.clock.now(), user_item_id=turn.item_id, user_text=text
+            )
             self._accept_user_text(turn.item_id, text, plan)
             self._maybe_start_reply()
 

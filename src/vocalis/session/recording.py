@@ -8,12 +8,9 @@ once as a 24 kHz PCM16 WAV when the session ends.
 
 from __future__ import annotations
 
-import io
-import wave
-
 import numpy as np
 
-from vocalis.audio import resample
+from vocalis.audio import resample, wav_bytes
 from vocalis.providers.base import INPUT_RATE, Audio
 
 RATE = 24_000
@@ -48,11 +45,4 @@ class StereoRecording:
         stereo[: len(left), 0] = left
         for offset, audio in self._agent:
             stereo[offset : offset + len(audio), 1] += audio
-        pcm = (np.clip(stereo, -1.0, 1.0) * 32767).astype("<i2")
-        out = io.BytesIO()
-        with wave.open(out, "wb") as wav:
-            wav.setnchannels(2)
-            wav.setsampwidth(2)
-            wav.setframerate(RATE)
-            wav.writeframes(pcm.tobytes())
-        return out.getvalue()
+        return wav_bytes(stereo, RATE)

@@ -131,9 +131,6 @@ class Reply:
         return self.output.t_first is not None and not self.finished
 
     # ------------------------------------------------------------------ texts
-    def full_text(self) -> str:
-        return "".join(w.text for w in self._words).rstrip()
-
     def played_text(self) -> str:
         """Words whose audio started before the playout position (§12.3)."""
         pos = self.output.playout_ms()

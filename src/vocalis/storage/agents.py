@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vocalis import ids
@@ -97,17 +97,8 @@ class AgentStore:
         return bool(result.rowcount)
 
     async def page(self, limit: int, cursor: str | None) -> AgentPage:
-        after = cursors.decode(cursor)
         query = select(agents.c.id, agents.c.name, agents.c.created_us, agents.c.updated_us)
-        if after is not None:
-            created, last_id = after
-            query = query.where(
-                or_(
-                    agents.c.created_us < created,
-                    and_(agents.c.created_us == created, agents.c.id < last_id),
-                )
-            )
-        query = query.order_by(agents.c.created_us.desc(), agents.c.id.desc()).limit(limit + 1)
+        query = cursors.newest_first(query, agents, cursor, limit)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         shown = rows[:limit]

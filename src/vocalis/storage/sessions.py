@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -234,15 +234,7 @@ class SessionStore:
             query = query.where(sessions.c.status == status)
         if agent_id is not None:
             query = query.where(sessions.c.agent_id == agent_id)
-        if after is not None:
-            created, last_id = after
-            query = query.where(
-                or_(
-                    sessions.c.created_us < created,
-                    and_(sessions.c.created_us == created, sessions.c.id < last_id),
-                )
-            )
-        query = query.order_by(sessions.c.created_us.desc(), sessions.c.id.desc()).limit(limit + 1)
+        query = cursors.newest_first(query, sessions, cursor, limit)
         async with self._engine.connect() as conn:
             stored = [
                 SessionRow(

@@ -11,15 +11,14 @@ and the transcript is empty, so the turn is dropped as if nothing intelligible w
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import wave
 from collections import deque
 
 import httpx
 import numpy as np
 
+from vocalis.audio import wav_bytes
 from vocalis.providers.base import INPUT_RATE, Audio, STTOptions, Transcript
 from vocalis.providers.external._http import (
     REQUEST_ERRORS,
@@ -36,18 +35,6 @@ logger = logging.getLogger(__name__)
 WHAT = "STT request"
 MIN_SAMPLES = INPUT_RATE // 10  # below 100 ms there is nothing to transcribe
 RECENT_FINALS = 8  # finals remembered for partials (one per concurrent session is plenty)
-
-
-def wav_bytes(audio: Audio, sample_rate: int = INPUT_RATE) -> bytes:
-    """``audio`` (float32 in [-1, 1]) as a mono 16-bit PCM WAV file."""
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm.tobytes())
-    return buffer.getvalue()
 
 
 def prompt_text(options: STTOptions) -> str | None:
@@ -111,7 +98,7 @@ class OpenAITranscriptionSTT:
         return fields
 
     async def _request(self, audio: Audio, options: STTOptions) -> str:
-        files = {"file": ("audio.wav", wav_bytes(audio), "audio/wav")}
+        files = {"file": ("audio.wav", wav_bytes(audio, INPUT_RATE), "audio/wav")}
         try:
             async with self._clients.get().stream(
                 "POST",
