@@ -14,7 +14,7 @@ from vocalis.providers.base import ProviderSet
 from vocalis.providers.fake import build_fake_providers
 from vocalis.session.clock import FakeClock
 from vocalis.session.connection import Connection
-from vocalis.session.hooks import Credential
+from vocalis.session.hooks import Credential, SessionDeps
 from vocalis.session.manager import SessionManager
 from vocalis.settings import Settings
 
@@ -75,7 +75,7 @@ class Harness:
         self.clock = clock or FakeClock()
         self.settings = settings or Settings(providers="fake", legacy_ready_timeout_seconds=0)
         self.manager = manager or SessionManager(
-            self.settings, providers or build_fake_providers(), self.clock
+            SessionDeps(self.settings, providers or build_fake_providers(), self.clock)
         )
         self.transport = RecordingTransport()
         self.conn = Connection(

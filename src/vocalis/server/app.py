@@ -18,6 +18,7 @@ from vocalis.providers.factory import build_providers
 from vocalis.server.tokens import TokenStore
 from vocalis.server.ws import voice_agent_socket
 from vocalis.session.clock import Clock, RealClock
+from vocalis.session.hooks import SessionDeps
 from vocalis.session.manager import SessionManager
 from vocalis.settings import Settings
 
@@ -84,13 +85,15 @@ async def _start(
         state.storage = storage
         state.providers = metrics.timed(providers or await build_providers(state.settings))
         state.manager = SessionManager(
-            state.settings,
-            state.providers,
-            state.clock,
-            agent_lookup=getattr(storage, "agent_lookup", None),
-            recorder=getattr(storage, "recorder", None),
-            http_runner=getattr(storage, "http_tool_runner", None),
-            llm_factory=_llm_factory(),
+            SessionDeps(
+                state.settings,
+                state.providers,
+                state.clock,
+                recorder=getattr(storage, "recorder", None),
+                http_runner=getattr(storage, "http_tool_runner", None),
+                agent_lookup=getattr(storage, "agent_lookup", None),
+                llm_factory=_llm_factory(),
+            )
         )
         state.status = "ok"
         state.ready.set()

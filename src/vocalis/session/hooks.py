@@ -5,10 +5,16 @@ The engine never imports storage or HTTP code: the server wires implementations 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from vocalis.protocol.config import CustomLLM
+
+if TYPE_CHECKING:
+    from vocalis.providers.base import LLM, ProviderSet
+    from vocalis.session.clock import Clock
+    from vocalis.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -77,3 +83,17 @@ class HttpToolRunner(Protocol):
         arguments: dict[str, Any],
         timeout_seconds: float,
     ) -> tuple[str, bool]: ...
+
+
+@dataclass(frozen=True)
+class SessionDeps:
+    """Everything the server wires into its sessions, in one place: the settings, the models,
+    the clock, and the storage and HTTP hooks (absent in tests and in the fake stack)."""
+
+    settings: Settings
+    providers: ProviderSet
+    clock: Clock
+    recorder: SessionRecorder | None = None
+    http_runner: HttpToolRunner | None = None
+    agent_lookup: AgentLookup | None = None
+    llm_factory: Callable[[CustomLLM], LLM] | None = None

@@ -10,23 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from dataclasses import replace
 
 from vocalis import ids, metrics
 from vocalis.protocol import errors
-from vocalis.protocol.config import CustomLLM, SessionConfig
-from vocalis.providers.base import LLM, ProviderSet
-from vocalis.session.clock import Clock
+from vocalis.protocol.config import SessionConfig
+from vocalis.providers.base import ProviderSet
 from vocalis.session.engine import Session
-from vocalis.session.hooks import (
-    AgentLookup,
-    Credential,
-    HttpToolRunner,
-    SessionRecord,
-    SessionRecorder,
-)
+from vocalis.session.hooks import AgentLookup, Credential, SessionDeps, SessionRecord
 from vocalis.session.lifecycle import State, Transport
-from vocalis.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,28 +26,27 @@ MAX_ENDED_REMEMBERED = 10_000
 
 
 class SessionManager:
-    def __init__(
-        self,
-        settings: Settings,
-        providers: ProviderSet,
-        clock: Clock,
-        *,
-        agent_lookup: AgentLookup | None = None,
-        recorder: SessionRecorder | None = None,
-        http_runner: HttpToolRunner | None = None,
-        llm_factory: Callable[[CustomLLM], LLM] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.providers = providers
-        self.clock = clock
-        self.agent_lookup = agent_lookup
-        self.recorder = recorder
-        self.http_runner = http_runner
-        self.llm_factory = llm_factory
+    def __init__(self, deps: SessionDeps) -> None:
+        self.deps = deps
+        self.settings = deps.settings
+        self.clock = deps.clock
         self._live: dict[str, Session] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, str] = {}  # resume token -> session id (live and ended)
         self._ended: OrderedDict[str, None] = OrderedDict()
+
+    @property
+    def agent_lookup(self) -> AgentLookup | None:
+        return self.deps.agent_lookup
+
+    @property
+    def providers(self) -> ProviderSet:
+        return self.deps.providers
+
+    @providers.setter
+    def providers(self, providers: ProviderSet) -> None:
+        """Sessions created from now on use ``providers`` (tests swap in scripted models)."""
+        self.deps = replace(self.deps, providers=providers)
 
     # ------------------------------------------------------------------ queries
     def live_sessions(self) -> list[Session]:
@@ -95,21 +86,16 @@ class SessionManager:
         if credential.max_session_duration_seconds is not None:
             cap = min(cap, float(credential.max_session_duration_seconds))
         llm = None
-        if config.llm and self.llm_factory is not None:
-            llm = metrics.timed_llm(self.llm_factory(config.llm[0]), "external")
+        factory = self.deps.llm_factory
+        if config.llm and factory is not None:
+            llm = metrics.timed_llm(factory(config.llm[0]), "external")
         resume_token = ids.opaque_token()
         session = Session(
             config=config,
-            providers=self.providers,
-            settings=self.settings,
-            clock=self.clock,
+            deps=self.deps,
             cap_seconds=cap,
             resume_token=resume_token,
             llm=llm,
-            recorder=self.recorder,
-            http_runner=self.http_runner,
-            agent_lookup=self.agent_lookup,
-            llm_factory=self.llm_factory,
             legacy=legacy,
         )
         self._live[session.id] = session
@@ -133,9 +119,9 @@ class SessionManager:
             while len(self._ended) > MAX_ENDED_REMEMBERED:
                 old, _ = self._ended.popitem(last=False)
                 self._tokens = {t: s for t, s in self._tokens.items() if s != old}
-            if self.recorder is not None:
+            if self.deps.recorder is not None:
                 try:
-                    await self.recorder.session_ended(session.record())
+                    await self.deps.recorder.session_ended(session.record())
                 except Exception:
                     log.exception("could not record the end of session %s", session.id)
 

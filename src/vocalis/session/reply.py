@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Literal, Protocol
 
 import numpy as np
@@ -41,6 +42,14 @@ MAX_TOOL_RETRIES = 2
 MAX_CALLS_PER_REPLY = 16
 
 
+class Preemption(Enum):
+    """Why a reply that nobody has heard yet is taken off the floor."""
+
+    NEW_USER_TURN = "new_user_turn"  # the user started speaking
+    DISCONNECT = "disconnect"  # the connection dropped; the session waits for a resume
+    CLIENT_CANCEL = "client_cancel"  # ``reply.cancel`` (§7.6)
+
+
 @dataclass
 class ReplyPlan:
     """A queued reply (§12.1): no ids until it starts."""
@@ -56,6 +65,23 @@ class ReplyPlan:
     user_speech_end_at: float | None = None  # wall: last speech frame of the turn
     stt_final_at: float | None = None  # wall: final transcript ready
     carrying_reply_id: str | None = None  # tool_result follow-ups: the reply with the calls
+
+    def survives(self, cause: Preemption) -> bool:
+        """Whether this plan, not heard yet, stays queued when ``cause`` preempts it.
+
+        The one place that decides it: a cancel drops the plan; new user speech supersedes a
+        reply to earlier speech but not a greeting, a follow-up or a requested reply; a
+        disconnect keeps everything for the resume.
+        """
+        if cause is Preemption.CLIENT_CANCEL:
+            return False
+        if cause is Preemption.NEW_USER_TURN:
+            return self.trigger != "user_speech"
+        return True
+
+    def follows(self, reply_id: str) -> bool:
+        """A follow-up of ``reply_id``'s tool calls: it dies with an interruption of that reply."""
+        return self.carrying_reply_id == reply_id
 
 
 class ReplyHost(Protocol):

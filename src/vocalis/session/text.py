@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s+|\n+")
@@ -129,7 +130,7 @@ def _is_filler(token: str) -> bool:
     return all(part in FILLERS for part in token.split("-") if part)
 
 
-def has_non_backchannel_word(text: str, backchannels: list[str]) -> bool:
+def has_non_backchannel_word(text: str, backchannels: Sequence[str]) -> bool:
     """True if ``text`` holds a word outside the backchannel phrases and fillers (§11.4)."""
     remaining = normalize_words(text)
     phrases = sorted((normalize_words(b) for b in backchannels), key=len, reverse=True)

@@ -8,13 +8,10 @@ slow turn spent its time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    import asyncio
-
-    from vocalis.session.engine import Session
     from vocalis.session.reply import Reply
 
 PUBLIC_TO_TIMELINE_REASON = {
@@ -38,7 +35,17 @@ class ReplyRecord:
     status: Literal["completed", "interrupted"] | None = None
     interrupted_at: float | None = None
     ended_at: float | None = None
-    call_timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the timeline says of the session itself."""
+
+    session_id: str
+    created_wall: float
+    created_mono: float
+    close_reason: str | None
+    ended_wall: float | None
 
 
 def _ms(wall: float | None) -> int | None:
@@ -46,7 +53,7 @@ def _ms(wall: float | None) -> int | None:
 
 
 def build_timeline(
-    session: Session, records: list[ReplyRecord], config_changes: list[dict[str, Any]]
+    session: SessionFacts, records: list[ReplyRecord], config_changes: list[dict[str, Any]]
 ) -> dict[str, Any]:
     ended = None
     if session.close_reason is not None and session.ended_wall is not None:
@@ -57,7 +64,7 @@ def build_timeline(
         }
     to_wall = session.created_wall - session.created_mono
     return {
-        "session_id": session.id,
+        "session_id": session.session_id,
         "started_at_unix_ms": _ms(session.created_wall),
         "turns": [turn_record(r, to_wall) for r in records],
         "config_changes": list(config_changes),

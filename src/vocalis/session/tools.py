@@ -1,9 +1,15 @@
-"""Tool calls (§13) as a part of the session: dispatch, results, timeouts, follow-ups, hold."""
+"""The tool desk (§13): dispatch, results, timeouts, HTTP tools and the ``hold`` mode.
+
+It owns every tool call of the session and the user turns held back while a ``hold`` call is
+pending. It never starts replies: whatever settles calls (a result, a timeout, an HTTP tool, an
+interruption) reports a :class:`Settlement`, and the session decides what happens next.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vocalis import ids, metrics
@@ -12,17 +18,14 @@ from vocalis.protocol import errors
 from vocalis.protocol import server_events as ev
 from vocalis.providers.base import ToolCallRequest
 from vocalis.session.history import ToolCallRecord, encode_result
-from vocalis.session.lifecycle import State
-from vocalis.session.reply import Reply, ReplyPlan
 from vocalis.session.tool_args import check_arguments
 
 if TYPE_CHECKING:
-    from vocalis.protocol.config import SessionConfig
+    from vocalis.protocol.config import SessionConfig, ToolConfig
     from vocalis.protocol.errors import ProtocolError
     from vocalis.session.clock import Clock
     from vocalis.session.hooks import HttpToolRunner
-    from vocalis.session.timeline import ReplyRecord
-    from vocalis.settings import Settings
+    from vocalis.session.reply import Reply, ReplyPlan
 
 MAX_TOOL_ROUNDS = 8  # consecutive follow-ups with tools before one without (§13.2)
 
@@ -36,104 +39,119 @@ class HeldTurn:
     plan: ReplyPlan
 
 
-class ToolCalls:
-    """The session's tool desk. Mixed into :class:`~vocalis.session.engine.Session`."""
+@dataclass
+class Settlement:
+    """What changed when calls settled: the reply whose calls may all be resolved now, and the
+    user turns a finished ``hold`` released."""
 
-    if TYPE_CHECKING:
-        config: SessionConfig
-        settings: Settings
-        clock: Clock
-        state: State
-        http_runner: HttpToolRunner | None
-        _replies: dict[str, ReplyRecord]
-        _calls: dict[str, ToolCallRecord]
-        _held: list[HeldTurn]
-        _tool_rounds: int
+    reply_id: str | None = None
+    released: list[HeldTurn] = field(default_factory=list)
 
-        def emit(self, event: ev.ServerEvent) -> None: ...
-        def error(self, err: ProtocolError) -> None: ...
-        def _spawn(self, coro: Any) -> asyncio.Task[Any]: ...
-        def reply_started(self, reply: Reply) -> None: ...
-        def _queue_plan(self, plan: ReplyPlan) -> None: ...
-        def _maybe_start_reply(self) -> None: ...
-        def _accept_user_text(self, item_id: str, text: str, plan: ReplyPlan | None) -> None: ...
 
-    def _hold_active(self) -> bool:
+class ToolDesk:
+    def __init__(
+        self,
+        config: Callable[[], SessionConfig],
+        clock: Clock,
+        emit: Callable[[ev.ServerEvent], None],
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        settled: Callable[[Settlement], None],
+        http_runner: HttpToolRunner | None,
+        transition_phrase: str,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._emit = emit
+        self._spawn = spawn
+        self._settled = settled
+        self._http_runner = http_runner
+        self._transition_phrase = transition_phrase
+        self._calls: dict[str, ToolCallRecord] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._held: list[HeldTurn] = []
+        self._closed = False
+
+    @property
+    def hold_active(self) -> bool:
         return any(
             c.status == "pending" and c.execution_mode == "hold" for c in self._calls.values()
         )
 
-    # ================================================================== tools
-    def dispatch_tool_call(self, reply: Reply, call: ToolCallRequest) -> list[str]:
-        tool = self.config.tool(call.name)
+    def close(self) -> None:
+        """The session ended: nothing settles any more."""
+        self._closed = True
+
+    # ------------------------------------------------------------------ dispatch
+    def check(self, call: ToolCallRequest) -> list[str]:
+        """Problems with a call the model asked for (§13.1); empty when it may be dispatched."""
+        tool = self._config().tool(call.name)
         if tool is None:
             return [f"there is no tool named '{call.name}'"]
-        problems = check_arguments(call.arguments, tool.parameters)
-        if problems:
-            return problems
-        if not reply.started:
-            self.reply_started(reply)
-        assert reply.reply_id is not None and reply.item_id is not None
+        return check_arguments(call.arguments, tool.parameters)
+
+    def dispatch(self, reply: Reply, call: ToolCallRequest) -> None:
+        """Send a checked call of a started reply to the client (or run its HTTP tool)."""
+        tool = self._config().tool(call.name)
+        assert tool is not None and reply.reply_id is not None and reply.item_id is not None
         record = ToolCallRecord(
             call_id=ids.call_id(),
             name=call.name,
             arguments=call.arguments,
             reply_id=reply.reply_id,
             item_id=reply.item_id,
-            dispatched_at=self.clock.wall(),
+            dispatched_at=self._clock.wall(),
             execution_mode=tool.execution_mode,
             server_executed=tool.http is not None,
             response_instructions=tool.response_instructions,
         )
         reply.calls.append(record)
         self._calls[record.call_id] = record
-        self.emit(ev.tool_call(record.call_id, call.name, call.arguments, reply.reply_id))
-        timers = self._replies[reply.reply_id].call_timers
-        timers[record.call_id] = self._spawn(self._call_timeout(record, tool.timeout_seconds))
+        self._emit(ev.tool_call(record.call_id, call.name, call.arguments, reply.reply_id))
+        self._timers[record.call_id] = self._spawn(self._timeout(record, tool.timeout_seconds))
         if tool.http is not None:
-            self._spawn(self._run_http_tool(record, tool.http, tool.timeout_seconds))
-        return []
+            self._spawn(self._run_http_tool(record, tool))
 
     def transition_phrase(self, tool_name: str) -> str | None:
         """What an ``interactive`` call may have the agent say when it said nothing yet (§13.5)."""
-        tool = self.config.tool(tool_name)
+        tool = self._config().tool(tool_name)
         if tool is None or tool.execution_mode != "interactive":
             return None
-        return self.settings.tool_transition_phrase or None
+        return self._transition_phrase or None
 
-    async def _call_timeout(self, record: ToolCallRecord, seconds: float) -> None:
-        await self.clock.sleep(seconds)
-        self._resolve_call(record, None, True, timed_out=True)
-
-    async def _run_http_tool(self, record: ToolCallRecord, http: Any, timeout: float) -> None:
-        if self.http_runner is None:
-            result, is_error = "HTTP tools are not available on this server", True
-        else:
-            result, is_error = await self.http_runner(
-                http.url, http.http_method, http.headers, record.arguments, timeout
-            )
-        self._resolve_call(record, result, is_error)
-
-    def _stop_call_timer(self, record: ToolCallRecord) -> None:
-        rec = self._replies.get(record.reply_id)
-        task = rec.call_timers.pop(record.call_id, None) if rec else None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    def _on_tool_result(self, event: ce.ToolResult) -> None:
+    # ------------------------------------------------------------------ results
+    def result(self, event: ce.ToolResult) -> Settlement | ProtocolError | None:
+        """A client's ``tool.result`` (§7.4)."""
         record = self._calls.get(event.call_id)
         if record is None:
-            self.error(errors.unknown_call_id(event.call_id))
-            return
+            return errors.unknown_call_id(event.call_id)
         if record.status != "pending" or record.server_executed:
-            return  # cancelled, timed out, answered or server-executed: ignored (§7.4)
-        self._resolve_call(record, encode_result(event.result), bool(event.is_error))
+            return None  # cancelled, timed out, answered or server-executed: ignored (§7.4)
+        return self._resolve(record, encode_result(event.result), bool(event.is_error))
 
-    def _resolve_call(
+    async def _timeout(self, record: ToolCallRecord, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+        settlement = self._resolve(record, None, True, timed_out=True)
+        if settlement is not None:
+            self._settled(settlement)
+
+    async def _run_http_tool(self, record: ToolCallRecord, tool: ToolConfig) -> None:
+        http = tool.http
+        assert http is not None
+        if self._http_runner is None:
+            result, is_error = "HTTP tools are not available on this server", True
+        else:
+            result, is_error = await self._http_runner(
+                http.url, http.http_method, http.headers, record.arguments, tool.timeout_seconds
+            )
+        settlement = self._resolve(record, result, is_error)
+        if settlement is not None:
+            self._settled(settlement)
+
+    def _resolve(
         self, record: ToolCallRecord, result: str | None, is_error: bool, *, timed_out: bool = False
-    ) -> None:
-        if record.status != "pending" or self.state is State.ENDED:
-            return
+    ) -> Settlement | None:
+        if record.status != "pending" or self._closed:
+            return None
         record.status = "timed_out" if timed_out else "resolved"
         metrics.tool_call(
             "timed_out"
@@ -146,30 +164,33 @@ class ToolCalls:
         )
         record.result = result
         record.is_error = is_error
-        record.resolved_at = self.clock.wall()
-        self._stop_call_timer(record)
-        self._maybe_followup(record.reply_id)
-        self._release_hold_if_done()
-        self._maybe_start_reply()
+        record.resolved_at = self._clock.wall()
+        self._stop_timer(record)
+        return Settlement(record.reply_id, self._release_if_done())
 
-    def _maybe_followup(self, reply_id: str) -> None:
-        """Queue exactly one follow-up once every call of a completed reply is resolved."""
-        rec = self._replies.get(reply_id)
-        if rec is None or rec.followup_queued or rec.status == "interrupted":
-            return
-        calls = rec.reply.calls
-        if not calls or any(c.status == "pending" for c in calls):
-            return
-        if all(c.status == "cancelled" for c in calls):
-            return
-        rec.followup_queued = True
-        self._tool_rounds += 1
-        self._queue_plan(ReplyPlan("tool_result", self.clock.now(), carrying_reply_id=reply_id))
+    # ------------------------------------------------------------------ interruption and hold
+    def cancel_calls(self, reply: Reply) -> Settlement:
+        """An interrupted reply's pending calls are cancelled (§11.5)."""
+        for call in reply.calls:
+            if call.status == "pending":
+                call.status = "cancelled"
+                metrics.tool_call("cancelled")
+                self._stop_timer(call)
+        return Settlement(None, self._release_if_done())
 
-    def _release_hold_if_done(self) -> None:
-        if not self._held or self._hold_active():
-            return
+    def hold(self, turn: HeldTurn) -> None:
+        self._held.append(turn)
+
+    def _release_if_done(self) -> list[HeldTurn]:
+        if not self._held or self.hold_active:
+            return []
         held, self._held = self._held, []
-        for turn in held:
-            self.emit(ev.user_transcript(turn.item_id, turn.text))
-            self._accept_user_text(turn.item_id, turn.text, None)
+        return held
+
+    def _stop_timer(self, record: ToolCallRecord) -> None:
+        task = self._timers.pop(record.call_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def pending_calls(self) -> list[ToolCallRecord]:
+        return [c for c in self._calls.values() if c.status == "pending"]

@@ -1,0 +1,357 @@
+"""Turn-taking and barge-in as a pure state machine (contract §10.2–§11.5).
+
+:class:`TurnTaker` is the Sans-I/O core of listening, in the style of python-websockets'
+``protocol.py``: it is fed VAD frames, transcripts and turn-model verdicts, each stamped with the
+time it happened, and answers with *actions* for its shell to carry out (start a decode, pause the
+reply, commit the turn…). It awaits nothing, starts no task and reads no clock, so every rule
+here is tested as plain function calls on a scripted timeline.
+
+Time is the input-audio timeline: absolute 16 kHz sample indexes. Speech is a run of frames at or
+above the VAD threshold; a non-speech gap longer than :data:`SPEECH_GAP_MS` ends the run. With the
+agent silent, a run of ``speech_start_ms`` opens a user turn; once a pause begins the final
+transcript is requested (and a preemptive reply may start behind a gate), and the turn is
+committed at ``min_silence`` if the verdict says it is complete, at ``max_silence`` regardless.
+While the agent speaks, speech is a barge-in *candidate*: the reply pauses once
+``interruption_delay_ms`` of it holds and is interrupted when a word that is not a backchannel is
+recognised (or no word at all after ``backchannel_window_ms``); a candidate that ends without one
+lets the reply resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vocalis.providers.base import INPUT_RATE, Transcript
+from vocalis.session.text import has_non_backchannel_word, has_word
+from vocalis.session.turn_actions import (
+    Action,
+    BargeIn,
+    CancelFinal,
+    CommitTurn,
+    DropCandidate,
+    DropSpeculation,
+    Floor,
+    OpenTurn,
+    PauseReply,
+    Speculate,
+    TurnOpened,
+    UserPartial,
+    WantCandidatePartial,
+    WantFinal,
+    WantPartial,
+)
+
+PREROLL_MS = 300  # audio before the detected speech start given to the recogniser (§11.1)
+SPEECH_GAP_MS = 100  # a longer non-speech gap ends "continuous speech" (§11.1)
+SPECULATE_MS = 128  # request the final decode (and a preemptive reply) this long into a pause
+PARTIAL_EVERY_MS = 320  # re-decode the growing turn for partials at most this often
+CANDIDATE_PARTIAL_EVERY_MS = 160  # a barge-in candidate is re-decoded twice as often
+PARTIAL_CPU_SHARE = 0.5  # partial decodes take at most about this share of the CPU
+COST_SMOOTHING = 0.5  # weight of the newest partial decode in its moving-average cost
+COMPLETE_PROBABILITY = 0.5  # turn-model probability at which a turn counts as complete
+
+
+def samples(ms: float) -> int:
+    """Milliseconds of 16 kHz input audio as a sample count."""
+    return int(ms * INPUT_RATE // 1000)
+
+
+def ms_between(start: int, end: int) -> int:
+    return (end - start) * 1000 // INPUT_RATE
+
+
+@dataclass(frozen=True)
+class TurnRules:
+    """The turn-taking settings in force (session configuration and server settings)."""
+
+    vad_threshold: float = 0.5
+    min_silence_ms: int = 800
+    max_silence_ms: int = 2500
+    speech_start_ms: int = 128
+    interruption_delay_ms: int = 250
+    backchannel_window_ms: int = 800
+    backchannel_words: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------------- state
+@dataclass
+class _Turn:
+    item_id: str
+    audio_start: int  # pre-roll included
+    started_wall: float
+    partial: str = ""
+    last_partial_at: int = 0
+    partial_pending: bool = False
+    final_pending: bool = False
+    result: Transcript | None = None
+    complete: bool = False
+    final_wall: float | None = None
+    min_reached: bool = False
+    max_reached: bool = False
+
+
+@dataclass
+class _Candidate:
+    serial: int
+    start: int  # sample index of the segment start
+    partial: str = ""
+    paused: bool = False
+    ended: bool = False  # the speech stopped while its transcript was pending
+    heard_to: int = 0  # sample index the latest candidate transcript covers
+    last_partial_at: int = 0
+    partial_pending: bool = False
+
+
+class TurnTaker:
+    """Who has the floor. Every method returns the actions it decided, in order."""
+
+    def __init__(self, rules: TurnRules, new_item_id: Callable[[], str]) -> None:
+        self.rules = rules
+        self._new_item_id = new_item_id
+        self._run_start: int | None = None  # start of the current speech run
+        self._gap = 0  # samples of non-speech since the last speech frame
+        self.last_speech_end = 0  # sample index after the last speech frame
+        self.last_speech_wall = 0.0
+        self._agent_from = 0  # sample index where the agent's current reply became audible
+        self._turn: _Turn | None = None
+        self._candidate: _Candidate | None = None
+        self._serial = 0
+        self.partial_cost = 0.0  # seconds one partial decode takes (moving average)
+
+    @property
+    def turn_open(self) -> bool:
+        return self._turn is not None
+
+    @property
+    def busy(self) -> bool:
+        """The user holds or contests the floor (a turn or a barge-in candidate is open)."""
+        return self._turn is not None or self._candidate is not None
+
+    # ------------------------------------------------------------------ inputs: audio
+    def frame(self, prob: float, start: int, end: int, wall: float, floor: Floor) -> list[Action]:
+        """One VAD frame covering samples ``start``–``end``, heard at ``wall``."""
+        out: list[Action] = []
+        gap_max = samples(SPEECH_GAP_MS)
+        if prob >= self.rules.vad_threshold:
+            if self._run_start is None or self._gap > gap_max:
+                self._run_start = start
+            self._gap = 0
+            self.last_speech_end = end
+            self.last_speech_wall = wall
+            self._on_speech(self._run_start, end, wall, floor, out)
+        else:
+            self._gap += end - start
+            if self._run_start is not None and self._gap > gap_max:
+                self._run_start = None
+                self._segment_ended(out)
+            if self._turn is not None:
+                self._on_silence(self._turn, end, wall, out)
+        return out
+
+    def _on_speech(self, run: int, now: int, wall: float, floor: Floor, out: list[Action]) -> None:
+        turn = self._turn
+        if turn is not None:
+            if turn.final_pending or turn.result is not None:
+                if turn.final_pending:
+                    out.append(CancelFinal(turn.item_id))
+                turn.final_pending, turn.result = False, None
+                turn.min_reached = turn.max_reached = False
+                out.append(DropSpeculation())
+            self._maybe_partial(turn, now, out)
+            return
+        if self._candidate is not None:
+            self._candidate.ended = False
+            self._update_candidate(now, wall, floor, out)
+            return
+        if floor is Floor.SPEAKING:
+            self._serial += 1
+            self._candidate = _Candidate(self._serial, run)
+            self._update_candidate(now, wall, floor, out)
+            return
+        if floor is Floor.SPEAKING_UNINTERRUPTIBLE:
+            return
+        if ms_between(run, now) >= self.rules.speech_start_ms:
+            self._open_turn(run, wall, announce=True, out=out)
+
+    def _on_silence(self, turn: _Turn, now: int, wall: float, out: list[Action]) -> None:
+        silence_ms = ms_between(self.last_speech_end, now)
+        lo, hi = self.rules.min_silence_ms, self.rules.max_silence_ms
+        if not turn.final_pending and turn.result is None and silence_ms >= min(SPECULATE_MS, lo):
+            turn.final_pending = True
+            out.append(WantFinal(turn.item_id, turn.audio_start, self.last_speech_end))
+        if silence_ms >= hi:
+            turn.max_reached = True
+        if silence_ms >= lo:
+            turn.min_reached = True
+        self._maybe_commit(turn, wall, out)
+
+    # ------------------------------------------------------------------ inputs: transcripts
+    def partial_heard(self, item_id: str, text: str, cost_seconds: float) -> list[Action]:
+        """A partial decode of turn ``item_id`` finished after ``cost_seconds``."""
+        self.partial_cost = COST_SMOOTHING * cost_seconds + (1 - COST_SMOOTHING) * self.partial_cost
+        turn = self._turn
+        if turn is None or turn.item_id != item_id:
+            return []
+        turn.partial_pending = False
+        text = text.strip()
+        if not text or text == turn.partial:
+            return []
+        turn.partial = text
+        return [UserPartial(item_id, text)]
+
+    def final_heard(
+        self, item_id: str, transcript: Transcript, probability: float | None, wall: float
+    ) -> list[Action]:
+        """The final decode of turn ``item_id`` with the turn model's completion probability
+        (``None`` when the turn model is not consulted: ``server_vad`` or an empty text)."""
+        turn = self._turn
+        if turn is None or turn.item_id != item_id or not turn.final_pending:
+            return []
+        text = transcript.text.strip()
+        turn.final_pending = False
+        turn.final_wall = wall
+        turn.result = transcript
+        turn.complete = not text or probability is None or probability >= COMPLETE_PROBABILITY
+        out: list[Action] = []
+        if turn.complete and text:
+            out.append(Speculate(text))
+        self._maybe_commit(turn, wall, out)
+        return out
+
+    def candidate_heard(
+        self, candidate: int, text: str, at: int, wall: float, floor: Floor
+    ) -> list[Action]:
+        """The barge-in candidate's transcript, covering its speech up to sample ``at``."""
+        cand = self._candidate
+        if cand is None or cand.serial != candidate:
+            return []
+        cand.partial_pending = False
+        cand.partial = text.strip()
+        cand.heard_to = at
+        out: list[Action] = []
+        if not cand.ended:
+            self._update_candidate(max(at, self.last_speech_end), wall, floor, out)
+        elif has_non_backchannel_word(cand.partial, self.rules.backchannel_words):
+            if floor is not Floor.IDLE:
+                self._barge_in(cand, wall, out)
+        else:
+            self._drop_candidate(out, resume=True)
+        return out
+
+    # ------------------------------------------------------------------ inputs: the agent
+    def agent_audible(self, sample: int) -> None:
+        """The agent's reply started (its first output) at input sample ``sample``."""
+        self._agent_from = sample
+
+    def agent_done(self, sample: int) -> list[Action]:
+        """The agent's reply ended (completed or interrupted) at input sample ``sample``."""
+        out: list[Action] = []
+        self._drop_candidate(out, resume=False)
+        if self._run_start is not None:
+            # speech over the agent's last words starts a new segment now (§11.4)
+            self._run_start = sample
+        return out
+
+    def withdraw_candidate(self) -> list[Action]:
+        """The client cancelled the reply: a pending barge-in candidate has nothing to stop."""
+        out: list[Action] = []
+        self._drop_candidate(out, resume=True)
+        return out
+
+    def detach(self) -> tuple[list[Action], OpenTurn | None]:
+        """The connection is gone: drop a candidate and hand back the open turn, if any."""
+        out: list[Action] = []
+        self._drop_candidate(out, resume=True)
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return out, None
+        return out, OpenTurn(turn.item_id, turn.audio_start, self.last_speech_end)
+
+    # ------------------------------------------------------------------ user turns
+    def _open_turn(
+        self, segment_start: int, wall: float, *, announce: bool, out: list[Action]
+    ) -> _Turn:
+        item_id = self._new_item_id()
+        self._turn = _Turn(item_id, max(0, segment_start - samples(PREROLL_MS)), wall)
+        out.append(TurnOpened(item_id, announce))
+        return self._turn
+
+    def _maybe_partial(self, turn: _Turn, now: int, out: list[Action]) -> None:
+        every = samples(max(PARTIAL_EVERY_MS, 1000 * self.partial_cost / PARTIAL_CPU_SHARE))
+        if turn.partial_pending or now - turn.last_partial_at < every:
+            return
+        turn.last_partial_at = now
+        turn.partial_pending = True
+        out.append(WantPartial(turn.item_id, turn.audio_start))
+
+    def _maybe_commit(self, turn: _Turn, wall: float, out: list[Action]) -> None:
+        if turn.result is None or not (turn.min_reached or turn.max_reached):
+            return
+        if not (turn.complete or turn.max_reached):
+            return
+        self._turn = None
+        out.append(
+            CommitTurn(
+                turn.item_id,
+                turn.result,
+                turn.started_wall,
+                wall,
+                self.last_speech_wall,
+                turn.final_wall,
+            )
+        )
+
+    # ------------------------------------------------------------------ barge-in
+    def _update_candidate(self, now: int, wall: float, floor: Floor, out: list[Action]) -> None:
+        cand = self._candidate
+        if cand is None or floor is Floor.IDLE:
+            return
+        origin = max(cand.start, self._agent_from)
+        if ms_between(origin, now) < self.rules.interruption_delay_ms:
+            return
+        if not cand.paused:
+            cand.paused = True
+            out.append(PauseReply())
+        # "no word after backchannel_window_ms" is judged on a transcript that covers that much
+        # speech: with a recogniser that takes ~0.5 s, the audio is paused meanwhile anyway
+        heard_ms = ms_between(origin, cand.heard_to)
+        if has_non_backchannel_word(cand.partial, self.rules.backchannel_words) or (
+            heard_ms >= self.rules.backchannel_window_ms and not has_word(cand.partial)
+        ):
+            self._barge_in(cand, wall, out)
+            return
+        due = now - cand.last_partial_at >= samples(CANDIDATE_PARTIAL_EVERY_MS)
+        if not cand.partial_pending and (due or not cand.last_partial_at):
+            cand.last_partial_at = now
+            cand.partial_pending = True
+            start = max(0, cand.start - samples(PREROLL_MS))
+            out.append(WantCandidatePartial(cand.serial, start, now))
+
+    def _segment_ended(self, out: list[Action]) -> None:
+        """The speech stopped: a paused reply waits for the words still being recognised.
+
+        A short phrase ("wait, …") can end before its transcript is ready; it still interrupts
+        if the transcript has a real word. A cough or a backchannel lets the reply resume.
+        """
+        cand = self._candidate
+        if cand is not None and cand.paused and cand.partial_pending:
+            cand.ended = True
+            return
+        self._drop_candidate(out, resume=True)
+
+    def _drop_candidate(self, out: list[Action], *, resume: bool) -> None:
+        """A segment that ends without a barge-in leaves no trace."""
+        cand, self._candidate = self._candidate, None
+        if cand is not None:
+            out.append(DropCandidate(resume=resume and cand.paused))
+
+    def _barge_in(self, cand: _Candidate, wall: float, out: list[Action]) -> None:
+        """§11.5: stop the reply and open the user turn where the candidate's speech began."""
+        self._candidate = None
+        out.append(DropCandidate(resume=False))
+        out.append(BargeIn())
+        turn = self._open_turn(cand.start, wall, announce=False, out=out)
+        if cand.partial:
+            turn.partial = cand.partial
+            out.append(UserPartial(turn.item_id, cand.partial))

@@ -1,0 +1,334 @@
+"""The turn-taking core driven directly: scripted timelines, plain calls, no event loop.
+
+Each test scripts what the user does (speech and silence, in ms of 16 kHz audio), what the
+recogniser and the turn model answer, and what the agent is doing, and checks the actions.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TypeVar
+
+from vocalis.providers.base import Transcript
+from vocalis.session.turn_actions import (
+    Action,
+    BargeIn,
+    CancelFinal,
+    CommitTurn,
+    DropCandidate,
+    DropSpeculation,
+    Floor,
+    PauseReply,
+    Speculate,
+    TurnOpened,
+    UserPartial,
+    WantCandidatePartial,
+    WantFinal,
+    WantPartial,
+)
+from vocalis.session.turns import PREROLL_MS, TurnRules, TurnTaker, samples
+
+A = TypeVar("A")
+FRAME = 512  # 32 ms, Silero's frame
+RULES = TurnRules(
+    vad_threshold=0.5,
+    min_silence_ms=600,
+    max_silence_ms=2000,
+    speech_start_ms=100,
+    interruption_delay_ms=200,
+    backchannel_window_ms=800,
+    backchannel_words=("mhm", "uh huh", "yeah", "okay", "right"),
+)
+
+
+class Script:
+    """A user on a timeline; ``actions`` collects everything the turn taker decided."""
+
+    def __init__(self, rules: TurnRules = RULES, floor: Floor = Floor.IDLE) -> None:
+        counter = itertools.count(1)
+        self.taker = TurnTaker(rules, lambda: f"item_{next(counter)}")
+        self.floor = floor
+        self.sample = 0
+        self.actions: list[Action] = []
+
+    @property
+    def wall(self) -> float:
+        return 1000.0 + self.sample / 16_000
+
+    def _frames(self, ms: int, prob: float) -> list[Action]:
+        got: list[Action] = []
+        for _ in range(samples(ms) // FRAME):
+            start = self.sample
+            self.sample += FRAME
+            got += self.taker.frame(prob, start, self.sample, self.wall, self.floor)
+        self.actions += got
+        return got
+
+    def speak(self, ms: int) -> list[Action]:
+        return self._frames(ms, 0.9)
+
+    def pause(self, ms: int) -> list[Action]:
+        return self._frames(ms, 0.05)
+
+    def final(self, text: str, probability: float | None) -> list[Action]:
+        want = self.last(WantFinal)
+        got = self.taker.final_heard(want.item_id, Transcript(text), probability, self.wall)
+        self.actions += got
+        return got
+
+    def candidate(self, text: str) -> list[Action]:
+        want = self.last(WantCandidatePartial)
+        got = self.taker.candidate_heard(want.candidate, text, want.at, self.wall, self.floor)
+        self.actions += got
+        return got
+
+    def last(self, kind: type[A]) -> A:
+        found = [a for a in self.actions if isinstance(a, kind)]
+        assert found, f"no {kind.__name__} in {self.actions}"
+        return found[-1]
+
+    def of(self, kind: type[object]) -> list[Action]:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+
+# ------------------------------------------------------------------------------ user turns
+def test_speech_shorter_than_speech_start_opens_no_turn() -> None:
+    s = Script()
+    s.speak(64)
+    s.pause(1500)
+    assert s.actions == []
+    assert not s.taker.turn_open
+
+
+def test_a_turn_opens_after_speech_start_and_announces_itself() -> None:
+    s = Script()
+    s.pause(320)
+    got = s.speak(160)
+    assert got[0] == TurnOpened("item_1", announce=True)
+    # the turn's audio starts at the speech start minus the pre-roll
+    assert s.last(WantPartial).start == samples(320) - samples(PREROLL_MS)
+
+
+def test_partials_back_off_with_their_decode_cost() -> None:
+    s = Script()
+    s.speak(400)
+    first = s.last(WantPartial)
+    s.speak(2000)
+    assert len(s.of(WantPartial)) == 1  # one decode at a time
+    assert s.taker.partial_heard(first.item_id, "hello", cost_seconds=0.05) == [
+        UserPartial("item_1", "hello")
+    ]
+    s.speak(400)
+    assert len(s.of(WantPartial)) == 2  # cheap decodes: every 320 ms
+    s.taker.partial_heard(first.item_id, "hello", cost_seconds=1.5)  # average: 0.76 s
+    s.speak(1000)
+    assert len(s.of(WantPartial)) == 2  # expensive ones: not before 2 x the cost (1.5 s)
+    s.speak(300)
+    assert len(s.of(WantPartial)) == 3
+
+
+def test_same_partial_text_is_not_repeated() -> None:
+    s = Script()
+    s.speak(400)
+    item = s.last(WantPartial).item_id
+    assert s.taker.partial_heard(item, "hi", 0.0) == [UserPartial(item, "hi")]
+    s.speak(400)
+    assert s.taker.partial_heard(item, "hi ", 0.0) == []
+
+
+def test_final_is_requested_early_in_the_pause_over_the_speech_only() -> None:
+    s = Script()
+    s.speak(800)
+    end = s.sample
+    assert not s.of(WantFinal)
+    s.pause(160)
+    want = s.last(WantFinal)
+    assert want.end == end
+    assert not s.of(CommitTurn)
+
+
+def test_complete_turn_commits_at_min_silence_with_a_prepared_reply() -> None:
+    s = Script()
+    s.speak(800)
+    s.pause(160)
+    assert s.final("What time is it?", probability=0.9) == [Speculate("What time is it?")]
+    s.pause(380)
+    assert not s.of(CommitTurn)
+    s.pause(96)
+    commit = s.last(CommitTurn)
+    assert commit.transcript.text == "What time is it?"
+    assert commit.ended_wall - commit.speech_end_wall >= 0.6
+    assert not s.taker.turn_open
+
+
+def test_incomplete_verdict_waits_for_max_silence() -> None:
+    s = Script()
+    s.speak(800)
+    s.pause(160)
+    assert s.final("I would like to", probability=0.1) == []
+    s.pause(1700)
+    assert not s.of(CommitTurn)
+    s.pause(200)
+    assert s.last(CommitTurn).transcript.text == "I would like to"
+
+
+def test_server_vad_has_no_verdict_and_commits_at_min_silence() -> None:
+    s = Script()
+    s.speak(800)
+    s.pause(160)
+    s.final("I would like to", probability=None)
+    s.pause(500)
+    assert s.of(CommitTurn)
+
+
+def test_pause_while_deciding_commits_when_the_transcript_arrives() -> None:
+    """Min silence passed while the final decode was still running: commit at its arrival."""
+    s = Script()
+    s.speak(800)
+    s.pause(1000)
+    assert not s.of(CommitTurn)
+    got = s.final("Book a table.", probability=0.8)
+    assert isinstance(got[-1], CommitTurn)
+
+
+def test_empty_transcript_commits_without_a_reply() -> None:
+    s = Script()
+    s.speak(800)
+    s.pause(160)
+    assert s.final("", probability=None) == []
+    s.pause(500)
+    assert s.last(CommitTurn).transcript.text == ""
+
+
+def test_speech_resuming_in_the_pause_cancels_the_decision() -> None:
+    s = Script()
+    s.speak(800)
+    s.pause(160)
+    want = s.last(WantFinal)
+    got = s.speak(64)
+    assert CancelFinal(want.item_id) in got and DropSpeculation() in got
+    # a late result of the cancelled decode changes nothing
+    assert s.taker.final_heard(want.item_id, Transcript("stale"), 1.0, s.wall) == []
+    s.pause(160)
+    assert len(s.of(WantFinal)) == 2
+    s.final("Stale no more.", probability=0.9)
+    s.pause(600)
+    assert s.last(CommitTurn).transcript.text == "Stale no more."
+
+
+def test_speech_after_a_complete_verdict_drops_the_prepared_reply() -> None:
+    s = Script()
+    s.speak(800)
+    s.pause(160)
+    s.final("Yes.", probability=0.9)
+    got = s.speak(96)
+    assert DropSpeculation() in got
+    assert not any(isinstance(a, CancelFinal) for a in got)  # nothing was in flight
+
+
+def test_detach_hands_back_the_open_turn() -> None:
+    s = Script()
+    s.speak(800)
+    actions, turn = s.taker.detach()
+    assert actions == []  # no candidate to drop
+    assert turn is not None and turn.item_id == "item_1" and turn.end == s.sample
+    assert not s.taker.turn_open
+
+
+# ------------------------------------------------------------------------------ barge-in
+def _over_agent(floor: Floor = Floor.SPEAKING) -> Script:
+    s = Script(floor=floor)
+    s.pause(320)
+    s.taker.agent_audible(s.sample)
+    return s
+
+
+def test_speech_over_the_agent_pauses_it_after_the_interruption_delay() -> None:
+    s = _over_agent()
+    s.speak(160)
+    assert not s.of(PauseReply) and not s.of(TurnOpened)
+    s.speak(64)
+    assert s.of(PauseReply) and s.of(WantCandidatePartial)
+    assert not s.taker.turn_open
+
+
+def test_interruption_delay_counts_from_when_the_agent_became_audible() -> None:
+    s = Script(floor=Floor.SPEAKING)
+    s.speak(64)  # the user was already speaking
+    s.taker.agent_audible(s.sample)
+    s.speak(160)
+    assert not s.of(PauseReply)
+    s.speak(64)
+    assert s.of(PauseReply)
+
+
+def test_a_real_word_barges_in_and_opens_the_turn_where_speech_began() -> None:
+    s = _over_agent()
+    start = s.sample
+    s.speak(256)
+    got = s.candidate("wait a second")
+    assert got[:3] == [DropCandidate(resume=False), BargeIn(), TurnOpened("item_1", False)]
+    assert got[3] == UserPartial("item_1", "wait a second")
+    assert s.taker.turn_open
+    s.floor = Floor.IDLE
+    s.speak(64)
+    assert s.last(WantPartial).start == start - samples(PREROLL_MS)
+
+
+def test_a_backchannel_does_not_interrupt_and_the_reply_resumes() -> None:
+    s = _over_agent()
+    s.speak(256)
+    assert s.candidate("mhm") == []
+    s.speak(64)
+    s.pause(200)
+    assert s.last(DropCandidate) == DropCandidate(resume=True)
+    assert not s.of(BargeIn) and not s.taker.busy
+
+
+def test_a_short_phrase_ending_before_its_transcript_still_interrupts() -> None:
+    s = _over_agent()
+    s.speak(256)
+    s.pause(300)
+    assert not s.of(DropCandidate)  # waits for the words being recognised
+    assert BargeIn() in s.candidate("stop")
+
+
+def test_a_short_backchannel_ending_before_its_transcript_lets_the_reply_resume() -> None:
+    s = _over_agent()
+    s.speak(256)
+    s.pause(300)
+    assert s.candidate("uh huh") == [DropCandidate(resume=True)]
+
+
+def test_wordless_speech_interrupts_once_heard_for_the_backchannel_window() -> None:
+    s = _over_agent()
+    origin = s.sample
+    s.speak(256)
+    covered: list[int] = []
+    while not s.of(BargeIn):
+        assert len(covered) < 20
+        covered.append((s.last(WantCandidatePartial).at - origin) * 1000 // 16_000)
+        s.candidate("")
+        s.speak(200)
+    # judged on a transcript covering the window, not on the speech's length alone
+    assert covered[-1] >= RULES.backchannel_window_ms
+    assert all(c < RULES.backchannel_window_ms for c in covered[:-1])
+
+
+def test_an_uninterruptible_reply_is_not_paused_and_opens_no_turn() -> None:
+    s = _over_agent(Floor.SPEAKING_UNINTERRUPTIBLE)
+    s.speak(2000)
+    assert s.actions == []
+
+
+def test_a_reply_that_is_not_audible_yet_is_preempted_by_a_new_turn() -> None:
+    s = Script(floor=Floor.PREPARING)
+    s.speak(160)
+    assert s.of(TurnOpened) and not s.of(PauseReply)
+
+
+def test_the_reply_ending_drops_the_candidate_without_resuming() -> None:
+    s = _over_agent()
+    s.speak(256)
+    assert s.taker.agent_done(s.sample) == [DropCandidate(resume=False)]
+    assert not s.taker.busy
