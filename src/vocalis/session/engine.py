@@ -10,6 +10,12 @@ state: the :class:`~vocalis.session.listening.Listener` (input audio, turn-takin
 the :class:`~vocalis.session.scheduler.ReplyScheduler` (queue, current and preemptive replies) and
 the :class:`~vocalis.session.tools.ToolDesk` (tool calls and held turns). The flow of one audio
 frame and one reply through them is drawn in ``docs/architecture.md``.
+
+Why this file is longer than the others (~550 lines): it is the switchboard. Every client event
+and every report of a part passes here, and the session implements each part's host interface
+(``ListenerHost``, ``SchedulerHost``, ``ReplyHost``) with short routing methods; the decisions
+themselves live in the parts. Keeping the routing in one place lets a reader follow any event end
+to end without jumping between files.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
 from typing import Any, Literal
 
 from vocalis import ids, metrics
@@ -26,20 +31,16 @@ from vocalis.protocol import errors
 from vocalis.protocol import server_events as ev
 from vocalis.protocol.config import (
     SessionConfig,
-    SessionIn,
-    ValidationContext,
-    parse_session,
-    validate_update,
 )
 from vocalis.protocol.errors import ProtocolError
-from vocalis.providers.base import LLM, Audio, ChatMessage, LLMRequest, ToolCallRequest, ToolSpec
-from vocalis.session.agents import stored_agent_config
+from vocalis.providers.base import LLM, Audio, ToolCallRequest
 from vocalis.session.history import History
 from vocalis.session.hooks import SessionDeps, SessionRecord
 from vocalis.session.lifecycle import State, Transport, move
 from vocalis.session.listening import Listener
 from vocalis.session.recording import StereoRecording
 from vocalis.session.reply import Preemption, Reply, ReplyPlan
+from vocalis.session.reply_factory import ReplyFactory
 from vocalis.session.scheduler import ReplyScheduler
 from vocalis.session.timeline import SessionFacts, build_timeline
 from vocalis.session.tools import HeldTurn, Settlement, ToolDesk
@@ -55,6 +56,7 @@ from vocalis.session.turn_actions import (
     TurnOpened,
     UserPartial,
 )
+from vocalis.session.updates import config_change, next_config
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,6 @@ class Session:
         self.clock = deps.clock
         self.resume_token = resume_token
         self.legacy_pending_first_update = legacy
-        self._llm = llm or deps.providers.llm
         self.created_mono = self.clock.now()
         self.created_wall = self.clock.wall()
         self.cap_seconds = cap_seconds
@@ -108,6 +109,9 @@ class Session:
             self, deps.providers, self.settings, self.clock, self.spawn, self._recording
         )
         self.replies = ReplyScheduler(self, self.clock, self.history)
+        self._factory = ReplyFactory(
+            self, deps, lambda: self.config, self.history, llm or deps.providers.llm
+        )
         self.tools = ToolDesk(
             lambda: self.config,
             self.clock,
@@ -270,46 +274,28 @@ class Session:
                 self.error(errors.resume_not_first())
 
     async def _on_update(self, event: ce.SessionUpdate) -> None:
-        try:
-            update = parse_session(event.session)
-        except ValueError:
-            self.error(errors.invalid_fields("session.update"))
-            return
-        ctx = ValidationContext(tuple(self.settings.voice_ids()))
         first = self.legacy_pending_first_update
         try:
-            if first and update.agent_id is not None:
-                new = await self._legacy_agent_config(update, ctx)
-            else:
-                new = validate_update(update, self.config, ctx, first=first)
+            new = await next_config(
+                event.session,
+                self.config,
+                self.settings,
+                self.deps.agent_lookup,
+                first_after_fallback=first,
+            )
         except ProtocolError as err:
             # after the legacy fallback even first-update errors keep the session (App. A)
             self.error(ProtocolError(err.code, err.message, param=err.param))
             return
         self.legacy_pending_first_update = False
+        if first and new.agent_id is not None and new.llm and self.deps.llm_factory is not None:
+            self._llm = self.deps.llm_factory(new.llm[0])
         greeting_added = first and new.greeting and not self.config.greeting
         self._apply_config(new, event.session or {})
         self.emit(ev.session_updated(self.config.echo()))
         if greeting_added and not self.replies.any_started and self.replies.current is None:
             self.replies.enqueue(ReplyPlan("greeting", self.clock.now()))
             self.replies.start_next()
-
-    async def _legacy_agent_config(
-        self, update: SessionIn, ctx: ValidationContext
-    ) -> SessionConfig:
-        """App. A: ``agent_id`` in the first update after the fallback replaces the config."""
-        if update.other_fields_set():
-            raise errors.agent_id_exclusive()
-        assert update.agent_id is not None
-        base = SessionConfig(
-            id=self.id,
-            default_system_prompt=self.settings.default_system_prompt,
-            default_voice=self.settings.default_voice,
-        )
-        config = await stored_agent_config(update.agent_id, base, self.deps.agent_lookup, ctx)
-        if config.llm and self.deps.llm_factory is not None:
-            self._llm = self.deps.llm_factory(config.llm[0])
-        return config
 
     def _apply_config(self, new: SessionConfig, raw: dict[str, Any]) -> None:
         prompt_changed = (new.effective_system_prompt, new.all_tools) != (
@@ -319,13 +305,8 @@ class Session:
         self.config = new
         self.listener.configure(new)
         current = self.replies.current
-        self._config_changes.append(
-            {
-                "received_at_ms": int(self.clock.wall() * 1000),
-                "during_turn_id": current.reply_id if current else None,
-                "update": _redact(raw),
-            }
-        )
+        during = current.reply_id if current else None
+        self._config_changes.append(config_change(raw, self.clock.wall(), during))
         self._record_changed()
         if prompt_changed:
             self._prefill()
@@ -469,44 +450,28 @@ class Session:
     def build_reply(
         self, plan: ReplyPlan, *, tools: bool, pending_user_text: str | None = None
     ) -> Reply:
-        cfg = self.config
-        common: dict[str, Any] = {
-            "plan": plan,
-            "host": self,
-            "clock": self.clock,
-            "tts": self.deps.providers.tts,
-            "voice": cfg.effective_voice,
-            "output_encoding": cfg.output_format.encoding,
-            "output_rate": cfg.output_format.sample_rate,
-            "chunk_ms": self.settings.output_chunk_ms,
-            "lead_ms": self.settings.output_lead_ms,
-        }
-        if plan.trigger == "greeting":
-            protected = "greeting" in cfg.uninterruptible_turns
-            return Reply(text=cfg.greeting or "", protected=protected, **common)
-        specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in cfg.all_tools)
-        messages = self.history.messages(cfg.effective_system_prompt, plan.instructions)
-        if pending_user_text is not None:
-            messages.append(ChatMessage("user", pending_user_text))
-        request = LLMRequest(
-            tuple(messages), specs if tools else (), max_tokens=self.settings.reply_max_tokens
-        )
-        return Reply(llm=self._llm, request=request, **common)
+        return self._factory.build(plan, tools=tools, pending_user_text=pending_user_text)
+
+    @property
+    def _llm(self) -> LLM:
+        return self._factory.llm
+
+    @_llm.setter
+    def _llm(self, llm: LLM) -> None:
+        self._factory.llm = llm
 
     def _prefill(self) -> None:
         """Let a model that can (the embedded one) cache the system prompt and tools now, so the
         first turn does not pay for them."""
-        prefill = getattr(self._llm, "prefill", None)
-        if prefill is None or self._tg is None:
-            return
         plan = ReplyPlan("reply_create", self.clock.now())
-        request = self.build_reply(plan, tools=self.replies.tools_allowed).request
-        assert request is not None
-        system_only = replace(request, messages=request.messages[:1])
+        request = self._factory.prefill_request(plan, self.replies.tools_allowed)
+        prefill = getattr(self._llm, "prefill", None)
+        if request is None or prefill is None or self._tg is None:
+            return
 
         async def run() -> None:
             try:
-                await prefill(system_only)
+                await prefill(request)
             except Exception:
                 log.debug("prefill failed", exc_info=True)
 
@@ -595,15 +560,3 @@ class Session:
             self.id, self.created_wall, self.created_mono, self.close_reason, self.ended_wall
         )
         return build_timeline(facts, self.replies.closed_records, self._config_changes)
-
-
-_SECRET_KEYS = {"api_key", "secret", "value"}
-
-
-def _redact(obj: Any) -> Any:
-    """A copy of a client ``session`` object without secrets (§6.7)."""
-    if isinstance(obj, dict):
-        return {k: ("[redacted]" if k in _SECRET_KEYS else _redact(v)) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_redact(v) for v in obj]
-    return obj
