@@ -37,6 +37,7 @@ import math
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from vocalis.protocol import errors
 from vocalis.protocol.server_events import ServerEvent
 from vocalis.server.auth import presented_credential, websocket_credential
 from vocalis.server.state import app_state
@@ -49,7 +50,7 @@ MAX_TEXT_BYTES = 1024 * 1024  # larger frames (up to the transport's 16 MiB) get
 # Room for the largest legitimate burst without audio: the two config echoes (session.updated,
 # session.ready) of a session.update of up to MAX_TEXT_BYTES, twice over.
 MAX_QUEUED_CHARS = 4 * MAX_TEXT_BYTES
-CLOSE_SLOW_CLIENT = 1008
+CLOSE_SLOW_CLIENT = errors.CLOSE_POLICY  # 1008: see the module docstring
 SLOW_CLIENT_REASON = "Client is not reading: too much server output queued"
 CLOSE_TIMEOUT_SECONDS = 5.0  # how long a close frame (or the last queued events) may take
 
