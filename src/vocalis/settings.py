@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     input_audio_max_ahead_ms: int = 2000
     output_chunk_ms: int = Field(default=20, ge=10, le=100)
     output_lead_ms: int = 200
+    # A client that falls this far behind real-time playout (reply audio queued beyond the lead)
+    # is disconnected with close 1008; its session stays resumable. Bounds memory per connection.
+    outbox_max_audio_ms: int = Field(default=5000, ge=100)
     speech_start_ms: int = 100
     backchannel_window_ms: int = 800
     backchannel_words: Annotated[list[str], NoDecode] = Field(

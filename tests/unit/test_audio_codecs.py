@@ -131,13 +131,6 @@ def test_pcm_decoder_splits_anywhere() -> None:
     assert decoder.sample_rate == 24_000
 
 
-def test_pcm_decoder_reset_drops_carry() -> None:
-    decoder = Decoder(PCM)
-    decoder.decode(b"\x01")
-    decoder.reset()
-    assert decoder.decode(b"\x00\x40").tolist() == [0.5]
-
-
 @pytest.mark.parametrize(("encoding", "table"), [(PCMU, ULAW_DECODE), (PCMA, ALAW_DECODE)])
 def test_g711_decoder(encoding: str, table: np.ndarray) -> None:
     decoder = Decoder(encoding)

@@ -1,6 +1,5 @@
-"""Audio layer: wire encodings, G.711/PCM codecs, resampling, output chunking, WAV files."""
+"""Audio layer: wire encodings, G.711/PCM codecs, resampling, WAV files."""
 
-from vocalis.audio.chunker import Chunker
 from vocalis.audio.codecs import (
     Decoder,
     Encoder,
@@ -39,7 +38,6 @@ __all__ = [
     "PCMA",
     "PCMU",
     "AudioFormat",
-    "Chunker",
     "Decoder",
     "Encoder",
     "Encoding",

@@ -138,10 +138,6 @@ class Decoder:
         self._carry = data[whole:]
         return pcm16_to_float(data[:whole])
 
-    def reset(self) -> None:
-        """Forget any held-back byte (new input stream)."""
-        self._carry = b""
-
 
 class Encoder:
     """float32 samples at the output rate -> bytes of the output encoding.

@@ -58,10 +58,6 @@ class StreamResampler:
         self._new_stream()
         return out
 
-    def reset(self) -> None:
-        """Drop buffered samples and start a new stream."""
-        self._new_stream()
-
 
 def resample(
     audio: npt.ArrayLike, from_rate: int, to_rate: int, quality: str = "HQ"

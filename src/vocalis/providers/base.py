@@ -142,13 +142,6 @@ class LLM(Protocol):
 
 
 # ------------------------------------------------------------------------------------------- TTS
-@dataclass(frozen=True)
-class Voice:
-    """A voice of the speech engine that catalog ids (contract §18) map onto."""
-
-    engine_voice: str
-
-
 class TTS(Protocol):
     sample_rate: int
 

@@ -7,14 +7,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI
 
 from vocalis import __version__, metrics
 from vocalis.providers.base import ProviderSet
 from vocalis.providers.factory import build_providers
+from vocalis.server.state import AppState as AppState  # re-exported: serve.py imports it here
 from vocalis.server.tokens import TokenStore
 from vocalis.server.ws import voice_agent_socket
 from vocalis.session.clock import Clock, RealClock
@@ -23,20 +23,6 @@ from vocalis.session.manager import SessionManager
 from vocalis.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AppState:
-    """What every route and socket of one server shares (``app.state.vocalis``)."""
-
-    settings: Settings
-    clock: Clock
-    tokens: TokenStore
-    manager: SessionManager | Any = None
-    providers: ProviderSet | None = None
-    storage: Any = None
-    status: Literal["starting", "ok", "draining"] = "starting"
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def create_app(

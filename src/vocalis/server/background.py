@@ -12,7 +12,8 @@ from typing import Any
 import uvicorn
 
 from vocalis.providers.base import ProviderSet
-from vocalis.server.app import AppState, create_app
+from vocalis.server.app import create_app
+from vocalis.server.state import AppState, app_state
 from vocalis.settings import Settings
 
 
@@ -36,7 +37,7 @@ def background_server(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="vocalis-server", daemon=True)
     thread.start()
-    state: AppState = app.state.vocalis
+    state = app_state(app)
     deadline = time.monotonic() + start_timeout
     while not (server.started and state.ready.is_set()):
         if time.monotonic() > deadline or not thread.is_alive():

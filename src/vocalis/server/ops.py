@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from vocalis import __version__, metrics
+from vocalis.server.state import AppState, app_state
 from vocalis.settings import Settings
 
 log = logging.getLogger("vocalis")
@@ -46,7 +47,7 @@ def include_ops(app: FastAPI) -> None:
 # ---------------------------------------------------------------------------------- health
 async def healthz(request: Request) -> JSONResponse:
     """200 when sessions can be accepted; 503 ``starting`` while models load, ``draining``."""
-    state = request.app.state.vocalis
+    state = app_state(request.app)
     status: str = state.status
     if status != "ok":
         return JSONResponse({"status": status}, status_code=503)
@@ -77,10 +78,9 @@ async def _storage_reachable(storage: Any) -> bool | None:
 # ---------------------------------------------------------------------------------- metrics
 async def scrape_metrics(request: Request) -> Response:
     """Prometheus text exposition of :mod:`vocalis.metrics`."""
-    manager = getattr(request.app.state.vocalis, "manager", None)
-    live = getattr(manager, "live_sessions", None)
-    if callable(live):
-        metrics.set_sessions_active(len(live()))
+    manager = app_state(request.app).manager
+    if manager is not None:
+        metrics.set_sessions_active(len(manager.live_sessions()))
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
 
@@ -88,8 +88,8 @@ async def scrape_metrics(request: Request) -> Response:
 # ---------------------------------------------------------------------------------- browser
 async def browser_token(request: Request) -> JSONResponse:
     """A temporary token for the web page, when the operator allows it (or open mode)."""
-    state = request.app.state.vocalis
-    settings: Settings = state.settings
+    state = app_state(request.app)
+    settings = state.settings
     if not (settings.open_mode or settings.browser_tokens):
         return _error(
             request,
@@ -138,7 +138,7 @@ def _announcing(inner: Lifespan) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
         async with inner(app) as value:
-            task = asyncio.create_task(_announce_when_ready(app.state.vocalis))
+            task = asyncio.create_task(_announce_when_ready(app_state(app)))
             try:
                 yield value
             finally:
@@ -147,7 +147,7 @@ def _announcing(inner: Lifespan) -> Lifespan:
     return lifespan
 
 
-async def _announce_when_ready(state: Any) -> None:
+async def _announce_when_ready(state: AppState) -> None:
     await state.ready.wait()
     providers = state.providers
     if providers is not None:

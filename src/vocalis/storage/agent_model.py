@@ -37,7 +37,6 @@ from vocalis.storage.errors import InvalidInput, Problem, problems_from_pydantic
 from vocalis.storage.timestamps import iso
 
 AGENT_ID_RE = re.compile(r"^agent_[0-9a-f]{32}$")
-SESSION_FIELDS = ("system_prompt", "greeting", "input", "output", "tools", "pre_connect_requests")
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Prompt = Annotated[str, StringConstraints(max_length=65_536)]

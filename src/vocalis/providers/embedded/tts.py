@@ -12,10 +12,9 @@ import numpy as np
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
 
-from vocalis.providers.base import Audio, LLMError, Voice
+from vocalis.providers.base import Audio, LLMError
 from vocalis.providers.embedded._threads import Cancelled, ThreadStream, onnx_session
 
-ENGINE_VOICE = "en_US-joe-medium"
 _SYNTHESIS = SynthesisConfig(volume=0.9)  # Piper peak-normalises each sentence; leave headroom
 
 
@@ -28,11 +27,6 @@ class PiperTTS:
         self._voice = PiperVoice(session=onnx_session(model_path, threads), config=config)
         self.sample_rate: int = config.sample_rate
         self._lock = threading.Lock()
-
-    @staticmethod
-    def voice_for(catalog_voice: str) -> Voice:
-        """Every catalog voice maps onto joe until more Piper voices ship."""
-        return Voice(engine_voice=ENGINE_VOICE)
 
     async def synthesize(self, text: str, voice: str) -> AsyncIterator[Audio]:
         if not text.strip():

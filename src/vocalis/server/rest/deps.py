@@ -1,17 +1,18 @@
-"""What the routes read from the app: ``app.state.vocalis`` (settings, tokens, storage, manager)."""
+"""What the routes read from the app (through :func:`~vocalis.server.state.app_state`) and the
+request: settings, storage, live sessions, the API-key check and the JSON body."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import inspect
 import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from vocalis.server.auth import header_credential, is_api_key
 from vocalis.server.rest import errors
+from vocalis.server.state import app_state
 from vocalis.session.hooks import SessionRecord
 from vocalis.settings import Settings
 from vocalis.storage import Storage
@@ -19,17 +20,15 @@ from vocalis.storage import Storage
 MISSING: Any = object()  # an empty request body
 
 
-def app_state(request: Request) -> Any:
-    return request.app.state.vocalis
-
-
 def settings_of(request: Request) -> Settings:
-    settings: Settings = app_state(request).settings
-    return settings
+    return app_state(request.app).settings
 
 
 def storage_of(request: Request) -> Storage:
-    storage: Storage = app_state(request).storage
+    """The open storage; routes that use it depend on :func:`require_storage`, which waits."""
+    storage = app_state(request.app).storage
+    if storage is None:
+        raise _starting()
     return storage
 
 
@@ -38,26 +37,23 @@ STARTUP_WAIT_SECONDS = 10.0
 
 async def require_storage(request: Request) -> None:
     """Wait briefly while the app is still opening storage; then 503 (retryable)."""
-    state = app_state(request)
-    if getattr(state, "storage", None) is not None:
+    state = app_state(request.app)
+    if state.storage is not None:
         return
-    ready = getattr(state, "ready", None)
-    if isinstance(ready, asyncio.Event):
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ready.wait(), STARTUP_WAIT_SECONDS)
-    if getattr(state, "storage", None) is None:
-        raise errors.ApiError(503, "internal_error", "Server is starting; try again later")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(state.ready.wait(), STARTUP_WAIT_SECONDS)
+    if state.storage is None:
+        raise _starting()
 
 
-async def live_records(request: Request) -> list[SessionRecord]:
+def _starting() -> errors.ApiError:
+    return errors.ApiError(503, "internal_error", "Server is starting; try again later")
+
+
+def live_records(request: Request) -> list[SessionRecord]:
     """Sessions the manager holds (ACTIVE or DETACHED); none when there is no manager yet."""
-    manager = getattr(app_state(request), "manager", None)
-    if manager is None:
-        return []
-    records = manager.live_records()
-    if inspect.isawaitable(records):
-        records = await records
-    return list(records)
+    manager = app_state(request.app).manager
+    return [] if manager is None else list(manager.live_records())
 
 
 def is_authenticated(request: Request) -> bool:
@@ -65,36 +61,19 @@ def is_authenticated(request: Request) -> bool:
     settings = settings_of(request)
     if settings.open_mode:
         return True
-    credential = _credential(request)
-    return credential is not None and _known_key(credential, settings.api_keys)
+    return is_api_key(header_credential(request.headers.get("authorization")), settings.api_keys)
 
 
 async def require_api_key(request: Request) -> None:
+    """§17.1: no credential is ``Missing authorization header``, a wrong one ``Unauthorized``."""
     settings = settings_of(request)
     if settings.open_mode:
         return
-    credential = _credential(request)
+    credential = header_credential(request.headers.get("authorization"))
     if credential is None:
         raise errors.missing_authorization()
-    if not _known_key(credential, settings.api_keys):
+    if not is_api_key(credential, settings.api_keys):
         raise errors.unauthorized()
-
-
-def _credential(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header or not header.strip():
-        return None
-    value = header.strip()
-    if value[:7].lower() == "bearer ":
-        value = value[7:].strip()
-    return value
-
-
-def _known_key(credential: str, keys: list[str]) -> bool:
-    found = False
-    for key in keys:  # compare with every key: no early exit to time
-        found |= hmac.compare_digest(credential.encode(), key.encode())
-    return found
 
 
 async def json_body(request: Request) -> Any:

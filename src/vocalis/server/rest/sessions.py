@@ -67,7 +67,7 @@ async def list_sessions(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     page = await storage_of(request).sessions.page(
-        live=await live_records(request),
+        live=live_records(request),
         status=status,
         agent_id=agent_id,
         limit=limit,
@@ -84,7 +84,7 @@ async def list_sessions(
 async def get_session(request: Request, session_id: str) -> dict[str, Any]:
     if not valid_session_id(session_id):
         raise errors.session_not_found()
-    live = {r.session_id: r for r in await live_records(request)}
+    live = {r.session_id: r for r in live_records(request)}
     if session_id in live:
         row = SessionRow.from_record(live[session_id])
     else:
@@ -105,7 +105,7 @@ async def get_session(request: Request, session_id: str) -> dict[str, Any]:
 
 @router.delete("/v1/sessions/{session_id}", status_code=204)
 async def delete_session(request: Request, session_id: str) -> Response:
-    live_ids = {r.session_id for r in await live_records(request)}
+    live_ids = {r.session_id for r in live_records(request)}
     try:
         deleted = await storage_of(request).sessions.delete(session_id, live_ids)
     except SessionActive:

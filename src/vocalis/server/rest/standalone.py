@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import SimpleNamespace
 from typing import Any
 
 from fastapi import FastAPI
 
 from vocalis.server.rest import include_rest
+from vocalis.server.state import AppState
 from vocalis.server.tokens import TokenStore
 from vocalis.session.clock import RealClock
 from vocalis.settings import Settings
@@ -25,9 +25,11 @@ def build_app(settings: Settings, manager: Any = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage = await open_storage(settings)
-        app.state.vocalis = SimpleNamespace(
-            settings=settings, tokens=TokenStore(RealClock()), storage=storage, manager=manager
-        )
+        clock = RealClock()
+        state = AppState(settings, clock, TokenStore(clock), manager=manager, storage=storage)
+        state.status = "ok"
+        state.ready.set()
+        app.state.vocalis = state
         try:
             yield
         finally:
