@@ -9,6 +9,7 @@ afterwards it forwards events to the attached session.
 from __future__ import annotations
 
 import logging
+from enum import Enum
 
 from pydantic import ValidationError
 
@@ -28,10 +29,32 @@ from vocalis.session.agents import stored_agent_config
 from vocalis.session.clock import Clock
 from vocalis.session.engine import Session
 from vocalis.session.hooks import Credential
-from vocalis.session.lifecycle import Transport
+from vocalis.session.lifecycle import IllegalTransition, Transport
 from vocalis.session.manager import SessionManager
 
 log = logging.getLogger(__name__)
+
+
+class ConnectionState(Enum):
+    """Where one socket is in the contract's opening sequence (§4.1)."""
+
+    AWAITING_FIRST = "awaiting_first"  # no session.update / session.resume yet
+    OPENING = "opening"  # the first message is being handled (validation, storage, resume)
+    IN_SESSION = "in_session"  # a session is attached through this socket
+    CLOSED = "closed"
+
+
+_MOVES: dict[ConnectionState, frozenset[ConnectionState]] = {
+    # OPENING -> AWAITING_FIRST: an unparseable first update leaves room for another (§7.1)
+    ConnectionState.AWAITING_FIRST: frozenset(
+        {ConnectionState.OPENING, ConnectionState.IN_SESSION, ConnectionState.CLOSED}
+    ),
+    ConnectionState.OPENING: frozenset(
+        {ConnectionState.AWAITING_FIRST, ConnectionState.IN_SESSION, ConnectionState.CLOSED}
+    ),
+    ConnectionState.IN_SESSION: frozenset({ConnectionState.CLOSED}),
+    ConnectionState.CLOSED: frozenset(),
+}
 
 
 class Connection:
@@ -47,8 +70,26 @@ class Connection:
         self.credential = credential
         self.clock = clock
         self.session: Session | None = None
-        self.closed = False
-        self._got_first = False  # a session.update or session.resume arrived
+        self.state = ConnectionState.AWAITING_FIRST
+
+    @property
+    def closed(self) -> bool:
+        return self.state is ConnectionState.CLOSED
+
+    def _move(self, new: ConnectionState) -> None:
+        if new not in _MOVES[self.state]:
+            raise IllegalTransition(f"connection cannot go from {self.state.value} to {new.value}")
+        self.state = new
+
+    def _entered(self, session: Session) -> None:
+        """A session now talks through this socket, unless the socket went away meanwhile:
+        then the session detaches as after any unclean disconnect (§14.1)."""
+        self.session = session
+        if self.closed:
+            if session.is_attached_to(self.transport):
+                session.detach()
+            return
+        self._move(ConnectionState.IN_SESSION)
 
     # ------------------------------------------------------------------ output
     def _send_error(self, err: ProtocolError) -> None:
@@ -61,7 +102,7 @@ class Connection:
 
     def close(self, code: int) -> None:
         if not self.closed:
-            self.closed = True
+            self._move(ConnectionState.CLOSED)
             self.transport.close(code)
 
     # ------------------------------------------------------------------ edge callbacks
@@ -104,7 +145,8 @@ class Connection:
 
     def on_disconnect(self) -> None:
         """The socket is gone without ``session.end``: the session detaches (§14.1)."""
-        self.closed = True
+        if not self.closed:
+            self._move(ConnectionState.CLOSED)
         session = self.session
         if session is not None and session.attached and session.is_attached_to(self.transport):
             session.detach()
@@ -126,12 +168,12 @@ class Connection:
         start = self.clock.now()
         if legacy_after > 0 and self.credential is not None and self.credential.can_create:
             await self.clock.sleep(legacy_after)
-            if self.closed or self._got_first or self.session is not None:
+            if self.state is not ConnectionState.AWAITING_FIRST:
                 return
             await self._create_legacy()
             return
         await self.clock.sleep(max(0.0, start + deadline - self.clock.now()))
-        if not self.closed and not self._got_first and self.session is None:
+        if self.state is ConnectionState.AWAITING_FIRST:
             self._send_error(errors.first_message_timeout())
 
     # ------------------------------------------------------------------ CONNECTED state
@@ -140,10 +182,10 @@ class Connection:
             case ce.InputAudio():
                 return  # dropped silently: clients often stream before session.ready
             case ce.SessionUpdate():
-                self._got_first = True
+                self._move(ConnectionState.OPENING)
                 await self._create(event)
             case ce.SessionResume():
-                self._got_first = True
+                self._move(ConnectionState.OPENING)
                 await self._resume(event)
             case _:
                 self._send_error(errors.not_allowed_before_ready(event.type))
@@ -156,7 +198,7 @@ class Connection:
         try:
             update = parse_session(event.session)
         except ValidationError:
-            self._got_first = False
+            self._move(ConnectionState.AWAITING_FIRST)
             self._send_error(errors.invalid_fields("session.update"))
             return
         try:
@@ -167,7 +209,7 @@ class Connection:
         if self.manager.at_capacity():
             self._send_error(errors.at_capacity())
             return
-        self.session = await self.manager.create(config, self.credential, self.transport)
+        self._entered(await self.manager.create(config, self.credential, self.transport))
 
     async def _first_config(self, update: SessionIn) -> SessionConfig:
         """Validate a first update in the contract's order (§7.1) into a configuration."""
@@ -182,7 +224,7 @@ class Connection:
 
     async def _resume(self, event: ce.SessionResume) -> None:
         assert self.credential is not None
-        self.session = await self.manager.resume(event.session_id, self.credential, self.transport)
+        self._entered(await self.manager.resume(event.session_id, self.credential, self.transport))
 
     async def _create_legacy(self) -> None:
         """App. A: a client that never sends ``session.update`` gets the default session."""
@@ -190,6 +232,8 @@ class Connection:
         if self.manager.at_capacity():
             self._send_error(errors.at_capacity())
             return
-        self.session = await self.manager.create(
-            self.manager.new_config(), self.credential, self.transport, legacy=True
+        self._entered(
+            await self.manager.create(
+                self.manager.new_config(), self.credential, self.transport, legacy=True
+            )
         )
