@@ -4,6 +4,13 @@ The model (a Whisper-encoder classifier) takes the last 8 s of 16 kHz audio as a
 Whisper log-mel spectrogram and returns P(turn complete). Features come from faster-whisper's
 log-mel extractor, after the preprocessing the model was trained with: left zero padding to
 8 s and zero-mean unit-variance scaling of the waveform.
+
+Checked against the reference pipeline (pipecat-ai 1.14.0, ``LocalSmartTurnAnalyzerV3`` and its
+numpy Whisper extractor) on the 23 clips of the development speech set: the features agree to
+within 1e-4 and the probabilities to the second decimal, so the extraction needs no change. What
+differs is the audio the caller passes: the reference gives the model the turn up to *now*,
+including the ~200 ms of silence its VAD waited, while cutting at the last speech frame hides the
+pause from the model and lowers P(complete) on finished sentences (see ``bench_turns``).
 """
 
 from __future__ import annotations

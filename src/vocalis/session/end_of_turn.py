@@ -1,0 +1,278 @@
+"""End of turn from audio AND text (contract §11.3, ``semantic_vad``): a pure decision.
+
+Smart Turn hears prosody only, and on read speech it calls about a third of finished sentences
+unfinished; the final transcript says what the words say. Neither is enough alone: a reader's
+falling pitch on "...and" fools the audio model, and a recogniser ends almost every
+transcript with a full stop. So the transcript is sorted into one of four *endings*, and the
+turn-model probability decides only where the words leave room for doubt:
+
+* ``CONTINUES``: it ends on a conjunction, article, possessive, an "of"/"to"-like preposition
+  or a filler ("and", "the", "of", "um"), trails off ("...", a dash), or stops inside an
+  entity a tool expects (3 of 10 digits, "john at gmail", "on March") → INCOMPLETE, whatever
+  the audio says.
+* ``FINAL``: ".", "!" or "?" after any other word → COMPLETE, unless the audio is very sure
+  it is not finished (P < ``final_veto_prob``) → UNSURE.
+* ``LEANS_ON``: a comma or colon, no final punctuation, or a word that often but not always
+  continues ("in", "so", "is"; digits while a number is expected) → the audio decides
+  (such a word with no final punctuation at all counts as ``CONTINUES``):
+  P ≥ 0.8 COMPLETE, P ≥ 0.5 UNSURE, else INCOMPLETE.
+* ``EMPTY``: nothing was recognised → COMPLETE (there is nothing to wait for).
+
+With no probability (no turn model, or it failed) the audio column is skipped: ``FINAL`` and
+``EMPTY`` are complete, ``LEANS_ON`` unsure, ``CONTINUES`` incomplete.
+
+A verdict becomes a silence deadline (:func:`deadline_ms`): COMPLETE ends the turn at
+``min_silence``, INCOMPLETE at ``max_silence``, UNSURE halfway between, so a doubtful turn
+costs some latency instead of a cut-off. Speech that resumes before the deadline continues the
+turn (the caller resets its timers and asks again on the next pause).
+
+Everything here is pure and synchronous: strings and numbers in, a value out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from vocalis.session.text import FILLERS
+
+
+class Verdict(Enum):
+    COMPLETE = "complete"  # end at min_silence
+    UNSURE = "unsure"  # wait part of the way to max_silence
+    INCOMPLETE = "incomplete"  # wait for max_silence
+
+
+class Ending(Enum):
+    EMPTY = "empty"
+    FINAL = "final"
+    LEANS_ON = "leans_on"
+    CONTINUES = "continues"
+
+
+class Entity(Enum):
+    """Entities a tool parameter can expect (§11.3): the caller derives them from tool schemas."""
+
+    DIGITS = "digits"  # an account or order number, a code
+    PHONE = "phone"  # a phone number: at least PHONE_MIN_DIGITS digits
+    EMAIL = "email"
+    DATE = "date"
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One entity the conversation is waiting for, e.g. ``Expect(Entity.DIGITS, digits=6)``."""
+
+    entity: Entity
+    digits: int | None = None  # exact or minimum count for DIGITS; PHONE defaults to 7
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds of the combined rule; the defaults are the tuned ones (see ``bench_turns``)."""
+
+    #: FINAL text ends the turn unless the audio is this sure it is not finished.
+    final_veto_prob: float = 0.02
+    #: LEANS_ON text ends the turn at min_silence only when the audio is this sure.
+    leaning_complete_prob: float = 0.8
+    #: ... and is unsure (not incomplete) from this probability up.
+    leaning_unsure_prob: float = 0.5
+    #: UNSURE waits this fraction of the way from min_silence to max_silence.
+    unsure_fraction: float = 0.5
+
+
+DEFAULT_POLICY = Policy()
+PHONE_MIN_DIGITS = 7
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    ending: Ending
+    reason: str  # for logs and metrics labels: which rule decided
+
+
+# ----------------------------------------------------------------------------- word lists
+#: A sentence cannot end on these (in English, outside a question like "what for?").
+CONTINUING_WORDS = frozenset(
+    {
+        # coordinating and subordinating conjunctions
+        *("and", "but", "or", "nor", "because", "cause", "although", "though", "unless"),
+        *("until", "whereas", "if", "whether", "than", "while"),
+        # articles and possessive determiners
+        *("the", "a", "an", "my", "your", "his", "her", "our", "their", "its", "every", "each"),
+        # prepositions that need an object
+        *("of", "to", "for", "with", "into", "onto", "towards", "toward", "between"),
+        *("during", "without", "including", "per", "via"),
+        # filler phrases that announce more
+        *("um", "uh", "erm", "er", "uhm"),
+    }
+)
+#: Words a sentence usually continues after but can end on ("turn it on", "I think so").
+LEANING_WORDS = frozenset(
+    {
+        *("in", "on", "at", "by", "up", "off", "out", "over", "down", "about", "around"),
+        *("through", "after", "before", "under", "from", "so", "that", "this", "these"),
+        *("some", "any", "is", "are", "was", "were", "be", "will", "would", "can", "could"),
+        *("should", "i", "we", "they", "he", "she", "those", "just", "then", "also", "maybe"),
+        *("which", "who", "where", "what", "like", "well", "actually", "basically"),
+        *("mean", "know"),  # "I mean", "you know" as fillers
+    }
+)
+DIGIT_WORDS = frozenset(
+    {"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+)
+MONTHS = frozenset(
+    {
+        *("january", "february", "march", "april", "may", "june", "july", "august"),
+        *("september", "october", "november", "december"),
+        *("jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
+    }
+)
+
+_TOKEN = re.compile(r"[\w'@.+-]+")
+_TRAILING_MARKS = re.compile(r"[\s\"')\]]*$")
+_EMAIL_AT = re.compile(r"(@|\bat\b)", re.IGNORECASE)
+_EMAIL_TAIL_WORDS = frozenset({"at", "dot", "underscore", "dash", "hyphen", "plus"})
+
+
+def _bare(token: str) -> str:
+    return token.lower().strip(".,!?;:'\"-…")
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (_bare(t) for t in _TOKEN.findall(text)) if w]
+
+
+def _final_mark(text: str) -> str:
+    """The punctuation the text ends with ("", ".", "?", "...", ","...), quotes ignored."""
+    body = _TRAILING_MARKS.sub("", text)
+    match = re.search(r"[.!?…,;:\-—–]+$", body)
+    return match.group(0) if match else ""
+
+
+# ----------------------------------------------------------------------------- entities
+def _trailing_digits(words: list[str]) -> int:
+    """How many digits the trailing run of digit tokens ("4 4 7", "four oh two", "447") holds."""
+    count = 0
+    for word in reversed(words):
+        plain = word.replace("-", "")
+        if plain.isdigit():
+            count += len(plain)
+        elif word in DIGIT_WORDS:
+            count += 1
+        elif word in {"double", "triple"}:
+            count += 1 if word == "double" else 2
+        else:
+            break
+    return count
+
+
+def _email_unfinished(text: str, words: list[str]) -> bool:
+    if not words:
+        return False
+    if words[-1] in _EMAIL_TAIL_WORDS or text.rstrip().endswith(("@", "_")):
+        return True
+    at = list(_EMAIL_AT.finditer(text))
+    if not at:
+        return False
+    domain = text[at[-1].end() :]
+    # a domain needs a dot (or "dot") and a part after it
+    return re.search(r"(\.|\bdot\b)\s*[a-z]{2,}", domain, re.IGNORECASE) is None
+
+
+def _entity_unfinished(text: str, words: list[str], expected: Iterable[Expect]) -> str | None:
+    """Why the text ends inside an expected entity, or None."""
+    for want in expected:
+        if want.entity in (Entity.DIGITS, Entity.PHONE):
+            have = _trailing_digits(words)
+            need = want.digits or (PHONE_MIN_DIGITS if want.entity is Entity.PHONE else None)
+            if need is not None and 0 < have < need:
+                return f"{want.entity.value}: {have} of {need} digits"
+        elif want.entity is Entity.EMAIL and _email_unfinished(text, words):
+            return "email: no complete domain yet"
+        elif want.entity is Entity.DATE and words and words[-1] in MONTHS:
+            return "date: a month without its day"
+    return None
+
+
+# ----------------------------------------------------------------------------- the rules
+def text_ending(text: str, expected: Iterable[Expect] = ()) -> tuple[Ending, str]:
+    """Sort a final transcript by how it ends; returns (ending, the rule that matched)."""
+    words = _words(text)
+    if not words:
+        return Ending.EMPTY, "no words"
+    expected = tuple(expected)
+    unfinished = _entity_unfinished(text, words, expected)
+    if unfinished is not None:
+        return Ending.CONTINUES, unfinished
+    last = words[-1]
+    mark = _final_mark(text)
+    if last in CONTINUING_WORDS or last in FILLERS:
+        return Ending.CONTINUES, f"ends on {last!r}"
+    if "…" in mark or ".." in mark or mark[-1:] in {"-", "—", "–"}:
+        return Ending.CONTINUES, "trails off"
+    if mark[-1:] in {"?", "!"}:
+        return Ending.FINAL, f"ends with {mark[-1]!r}"
+    if last in LEANING_WORDS:
+        if not mark:  # the recogniser did not close the sentence either
+            return Ending.CONTINUES, f"ends on {last!r} with no final punctuation"
+        return Ending.LEANS_ON, f"ends on {last!r}"
+    if expected and _trailing_digits(words) > 0:
+        return Ending.LEANS_ON, "ends on digits while a number is expected"
+    if mark[-1:] == ".":
+        return Ending.FINAL, "ends with '.'"
+    if mark:
+        return Ending.LEANS_ON, f"ends with {mark[-1]!r}"
+    return Ending.LEANS_ON, "no final punctuation"
+
+
+def judge(
+    prob: float | None,
+    text: str,
+    expected: Iterable[Expect] = (),
+    policy: Policy = DEFAULT_POLICY,
+) -> Judgement:
+    """Is the turn complete? ``prob`` is the turn model's P(complete), or None without one."""
+    ending, why = text_ending(text, expected)
+    if ending is Ending.EMPTY:
+        return Judgement(Verdict.COMPLETE, ending, why)
+    if ending is Ending.CONTINUES:
+        return Judgement(Verdict.INCOMPLETE, ending, why)
+    if ending is Ending.FINAL:
+        if prob is not None and prob < policy.final_veto_prob:
+            return Judgement(Verdict.UNSURE, ending, f"{why}; audio {prob:.2f} says unfinished")
+        return Judgement(Verdict.COMPLETE, ending, why)
+    # LEANS_ON: the audio decides
+    if prob is None:
+        return Judgement(Verdict.UNSURE, ending, f"{why}; no turn model")
+    if prob >= policy.leaning_complete_prob:
+        return Judgement(Verdict.COMPLETE, ending, f"{why}; audio {prob:.2f}")
+    if prob >= policy.leaning_unsure_prob:
+        return Judgement(Verdict.UNSURE, ending, f"{why}; audio {prob:.2f}")
+    return Judgement(Verdict.INCOMPLETE, ending, f"{why}; audio {prob:.2f}")
+
+
+def deadline_ms(
+    verdict: Verdict, min_silence: int, max_silence: int, policy: Policy = DEFAULT_POLICY
+) -> int:
+    """The silence after which a turn with this verdict ends."""
+    hi = max(min_silence, max_silence)
+    if verdict is Verdict.COMPLETE:
+        return min_silence
+    if verdict is Verdict.INCOMPLETE:
+        return hi
+    return min_silence + round((hi - min_silence) * policy.unsure_fraction)
+
+
+def turn_ends(
+    judgement: Judgement,
+    silence_ms: int,
+    min_silence: int,
+    max_silence: int,
+    policy: Policy = DEFAULT_POLICY,
+) -> bool:
+    """True once ``silence_ms`` of silence has passed this judgement's deadline."""
+    return silence_ms >= deadline_ms(judgement.verdict, min_silence, max_silence, policy)
