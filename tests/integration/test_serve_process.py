@@ -76,3 +76,38 @@ async def _session_through_shutdown(
         except websockets.ConnectionClosed:
             pass
         return events, ws.close_code
+
+
+def test_missing_models_stop_the_server_with_the_fix(tmp_path: Path) -> None:
+    """Issue #9: an empty data dir used to leave a server up, answering 503 forever."""
+    env = {**os.environ, "VOCALIS_API_KEYS": "", "VOCALIS_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [*VOCALIS, "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "models are missing" in done.stderr
+    assert "models prepare" in done.stderr
+    assert str(tmp_path / "models") in done.stderr
+
+
+def test_a_start_up_failure_after_binding_stops_the_process(tmp_path: Path) -> None:
+    """Storage that cannot open is found only inside the app: the process still exits 1."""
+    env = {
+        **os.environ,
+        "VOCALIS_API_KEYS": "",
+        "VOCALIS_DATA_DIR": str(tmp_path),
+        "VOCALIS_DATABASE_URL": f"sqlite:///{tmp_path / 'no-such-dir' / 'vocalis.db'}",
+    }
+    done = subprocess.run(
+        [*VOCALIS, "serve", "--port", str(free_port()), "--providers", "fake"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "start-up failed" in done.stderr

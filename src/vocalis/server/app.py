@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 
 from vocalis import __version__, metrics
+from vocalis.command import vocalis_command
 from vocalis.providers.base import ProviderSet
 from vocalis.providers.factory import build_providers
 from vocalis.server.tokens import TokenStore
@@ -36,6 +37,8 @@ class AppState:
     storage: Any = None
     status: Literal["starting", "ok", "draining"] = "starting"
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Why start-up failed (models or storage); the server then stops instead of serving 503s.
+    failure: str | None = None
 
 
 def create_app(
@@ -95,9 +98,18 @@ async def _start(
         state.status = "ok"
         state.ready.set()
         log.info("ready: providers=%s", state.providers.name)
-    except Exception:
-        log.exception("start-up failed")
-        raise
+    except Exception as exc:
+        state.failure = startup_failure(exc)
+        expected = type(exc).__name__ == "MissingModelError"  # no traceback for a setup step
+        log.error("start-up failed: %s", state.failure, exc_info=None if expected else exc)
+
+
+def startup_failure(exc: BaseException) -> str:
+    """One line for the operator: what failed and, where we know it, the command that fixes it."""
+    text = f"{type(exc).__name__}: {exc}"
+    if type(exc).__name__ == "MissingModelError" and "models prepare" not in text:
+        text += f"; run `{vocalis_command()} models prepare` (or `make setup`) to install them"
+    return text
 
 
 async def _open_storage(settings: Settings) -> Any:

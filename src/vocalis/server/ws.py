@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from vocalis.protocol.server_events import ServerEvent
 from vocalis.server.auth import presented_credential, websocket_credential
+from vocalis.server.starting import refuse_while_starting, wait_until_ready
 from vocalis.session.connection import Connection
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ class WebSocketTransport:
 async def voice_agent_socket(websocket: WebSocket) -> None:
     state: Any = websocket.app.state.vocalis
     await websocket.accept()
-    await state.ready.wait()
+    if not await wait_until_ready(state):
+        await refuse_while_starting(websocket, state)
+        return
     transport = WebSocketTransport()
     raw = presented_credential(websocket.headers, websocket.query_params)
     credential = websocket_credential(raw, state.settings, state.tokens, state.manager)
