@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     providers: ProviderChoice = "embedded"
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/vocalis")
     log_level: str = "info"
-    log_json: bool = True
+    # JSON lines (true) or readable text (false); unset = text on a terminal, JSON otherwise
+    log_json: bool | None = None
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_max_session_duration_seconds: int = 10800

@@ -96,6 +96,7 @@ def test_make_run_listens_on_vocalis_port(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "make run never listened on VOCALIS_PORT"
             time.sleep(0.2)
         assert health.json()["status"] == "ok"
+        assert health.json()["storage"] == "ok"  # the real SQLite file answers
     finally:
         os.killpg(make.pid, signal.SIGTERM)
         make.wait(timeout=30)

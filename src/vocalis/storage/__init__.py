@@ -14,6 +14,7 @@ import contextlib
 import logging
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vocalis.protocol.voices import catalog_ids
@@ -58,6 +59,12 @@ class Storage:
         self.node = node
         self._retention_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+
+    async def ping(self) -> bool:
+        """Whether the database answers (``GET /healthz`` reports it as ``storage``)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
 
     async def purge_expired(self) -> int:
         """Delete sessions that ended more than ``session_retention_days`` ago (0 = keep all)."""
