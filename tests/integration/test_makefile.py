@@ -17,11 +17,17 @@ from vocalis.server.background import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without an enclosing make's variables (``make test`` runs these tests)."""
+    inherited = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+    return {**{k: v for k, v in os.environ.items() if k not in inherited}, **extra}
+
+
 def dry_run(*args: str, env: dict[str, str] | None = None) -> list[str]:
     done = subprocess.run(
         ["make", "-n", *args],
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=clean_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=60,
@@ -69,12 +75,7 @@ def test_without_make_variables_the_vocalis_settings_decide() -> None:
 
 def test_make_run_listens_on_vocalis_port(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "VOCALIS_PORT": str(port),
-        "VOCALIS_DATA_DIR": str(tmp_path),
-        "VOCALIS_API_KEYS": "",
-    }
+    env = clean_env(VOCALIS_PORT=str(port), VOCALIS_DATA_DIR=str(tmp_path), VOCALIS_API_KEYS="")
     make = subprocess.Popen(
         ["make", "run", "PROVIDERS=fake"],
         cwd=ROOT,
