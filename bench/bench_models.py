@@ -1,11 +1,11 @@
 """Per-stage figures for the embedded model stack on this machine (prints; asserts nothing).
 
-    .venv/bin/python bench/bench_models.py [--speech-dir DIR]
+    .venv/bin/python -m bench.bench_models [--speech-dir DIR]
 
 VAD cost per 32 ms frame, Smart Turn cost per decision, STT final latency / RTF / WER over the
-``asr_*`` clips of the speech set (``/work/shared/speech`` or ``tests/data``), LLM time to first
-token (cold and with the prompt cached) and tokens per second (alone and while Piper speaks),
-TTS time to first audio and RTF, load times and resident memory.
+``asr_*`` clips of the speech set (``../shared/speech`` beside the checkout, else
+``tests/data``), LLM time to first token (cold and with the prompt cached) and tokens per second
+(alone and while Piper speaks), TTS time to first audio and RTF, load times and resident memory.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import soundfile
 import soxr
 from tests.speech import word_errors
 
+from bench.common import speech_dir, speech_dir_note
 from vocalis.providers.base import (
     ChatMessage,
     LLMRequest,
@@ -43,7 +44,6 @@ from vocalis.settings import Settings
 
 T = TypeVar("T")
 RATE = 16_000
-REPO = Path(__file__).resolve().parent.parent
 
 SYSTEM = (
     "You are a friendly voice assistant for a restaurant. Answer in one or two short sentences. "
@@ -234,13 +234,14 @@ def bench_tts(tts: PiperTTS) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    default_dir = Path("/work/shared/speech")
     parser.add_argument(
         "--speech-dir",
         type=Path,
-        default=default_dir if default_dir.is_dir() else REPO / "tests/data",
+        default=speech_dir(),
+        help="folder with manifest.tsv and asr_*.wav (default: ../shared/speech, else tests/data)",
     )
     args = parser.parse_args()
+    print(speech_dir_note(args.speech_dir))
     settings = Settings()
 
     assets = timed("asset check", lambda: ensure_assets(settings))

@@ -30,6 +30,7 @@ from bench.common import (
     running_server,
     speech_bounds,
     speech_dir,
+    speech_dir_note,
     word_errors,
 )
 
@@ -131,7 +132,8 @@ def main() -> None:
     session: dict[str, Any] = {}
     if args.mode:
         session["input"] = {"transcription_mode": args.mode}
-    print(f"providers: {args.providers}; mode: {args.mode or 'balanced'}; clips from {folder}")
+    print(f"providers: {args.providers}; mode: {args.mode or 'balanced'}")
+    print(speech_dir_note(folder))
     with running_server(providers=args.providers) as (url, state):
         asyncio.run(run(url, state, clips, refs, session))
 

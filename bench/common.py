@@ -26,7 +26,17 @@ CHUNK_MS = 20
 
 
 def speech_dir() -> Path:
-    return SHARED_SPEECH if SHARED_SPEECH.exists() else TEST_DATA
+    """The 20-recording set beside the checkout (``../shared/speech``), else ``tests/data``.
+
+    Found relative to this checkout, never at a machine's absolute path; the benchmarks print
+    which one they used (:func:`speech_dir_note`), since the figures differ between the two.
+    """
+    return SHARED_SPEECH if SHARED_SPEECH.is_dir() else TEST_DATA
+
+
+def speech_dir_note(folder: Path) -> str:
+    which = "../shared/speech" if folder == SHARED_SPEECH else "tests/data (no ../shared/speech)"
+    return f"speech set: {folder} [{which}]"
 
 
 @contextlib.contextmanager

@@ -39,7 +39,8 @@ DESCRIPTIONS = {
     "host": "Bind address. Without API keys only loopback addresses are allowed.",
     "port": "TCP port of HTTP and WebSocket traffic.",
     "providers": "Model stack: `embedded` (local models) or `fake` (deterministic, no models).",
-    "data_dir": "Where the SQLite database, the secret key and recordings are kept.",
+    "data_dir": "Where the embedded models (`models/`, ~0.5 GB), the SQLite database, the "
+    "secret key and recordings are kept.",
     "log_level": "`debug`, `info`, `warning` or `error`. User speech and tool arguments are "
     "logged at `debug` only.",
     "log_json": "One JSON object per log line (for log collectors); `false` for plain text.",

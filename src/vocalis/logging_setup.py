@@ -1,4 +1,5 @@
-"""Server logging: one JSON object per line (``log_json``, the default) or readable text.
+"""Server logging: one JSON object per line (``log_json``; the default when stderr is not a
+terminal) or readable text (the default on a terminal).
 
 Every line carries ``time``, ``level``, ``logger`` and ``message``, plus ``session_id``,
 ``reply_id`` and the other context fields of :data:`CONTEXT_FIELDS` when a call passes them with
@@ -81,8 +82,17 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(context)}]" if context else line
 
 
+def wants_json(setting: bool | None, stream: TextIO | None = None) -> bool:
+    """``log_json`` unset: readable text for a person at a terminal, JSON for a log collector."""
+    if setting is not None:
+        return setting
+    target = stream or sys.stderr
+    isatty = getattr(target, "isatty", None)
+    return not (callable(isatty) and isatty())
+
+
 def configure_logging(
-    level: str = "info", *, json_output: bool = True, stream: TextIO | None = None
+    level: str = "info", *, json_output: bool | None = True, stream: TextIO | None = None
 ) -> None:
     """Send every logger's records to ``stream`` (stderr) through one handler on the root logger.
 
@@ -90,7 +100,7 @@ def configure_logging(
     not install its own handlers again afterwards.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_output else TextFormatter())
+    handler.setFormatter(JsonFormatter() if wants_json(json_output, stream) else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

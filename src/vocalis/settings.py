@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     providers: ProviderChoice = "embedded"
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/vocalis")
     log_level: str = "info"
-    log_json: bool = True
+    # JSON lines (true) or readable text (false); unset = text on a terminal, JSON otherwise
+    log_json: bool | None = None
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_max_session_duration_seconds: int = 10800
@@ -107,6 +108,12 @@ class Settings(BaseSettings):
     rest_max_body_bytes: int = 1_048_576  # larger REST bodies get 413 (§17.1)
     public_base_url: str | None = None  # base of signed artifact URLs; None = from the request
     browser_tokens: bool = False  # let the web page mint temporary tokens without an API key
+    # This server's name among those sharing the database; None = a new id per process. Set it
+    # only to a name no other running server uses (its previous run's sessions end at start).
+    node_id: str | None = Field(default=None, max_length=64)
+    # How often this server tells the database it is alive; after 3 missed beats other servers
+    # end its sessions.
+    node_heartbeat_seconds: float = Field(default=10, gt=0)
 
     # External OpenAI-compatible servers (providers/external): a stage whose *_base_url is set
     # uses that server instead of the embedded/fake one. Base URLs include the /v1 part.

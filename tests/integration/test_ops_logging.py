@@ -56,3 +56,19 @@ def test_tokens_in_urls_are_masked(restore_root_logging: None) -> None:
     text = stream.getvalue()
     assert "SECRETVALUE" not in text
     assert "token=<redacted>" in text
+
+
+def test_logs_are_text_on_a_terminal_and_json_otherwise() -> None:
+    """``log_json`` unset follows stderr; an explicit setting wins either way (issue #9)."""
+    import io
+
+    from vocalis.logging_setup import wants_json
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert wants_json(None, io.StringIO()) is True
+    assert wants_json(None, Terminal()) is False
+    assert wants_json(True, Terminal()) is True
+    assert wants_json(False, io.StringIO()) is False

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from vocalis import __version__, metrics
+from vocalis.command import vocalis_command
 from vocalis.providers.base import ProviderSet
 from vocalis.providers.factory import build_providers
 from vocalis.server.state import AppState as AppState  # re-exported: serve.py imports it here
@@ -84,9 +85,18 @@ async def _start(
         state.status = "ok"
         state.ready.set()
         log.info("ready: providers=%s", state.providers.name)
-    except Exception:
-        log.exception("start-up failed")
-        raise
+    except Exception as exc:
+        state.failure = startup_failure(exc)
+        expected = type(exc).__name__ == "MissingModelError"  # no traceback for a setup step
+        log.error("start-up failed: %s", state.failure, exc_info=None if expected else exc)
+
+
+def startup_failure(exc: BaseException) -> str:
+    """One line for the operator: what failed and, where we know it, the command that fixes it."""
+    text = f"{type(exc).__name__}: {exc}"
+    if type(exc).__name__ == "MissingModelError" and "models prepare" not in text:
+        text += f"; run `{vocalis_command()} models prepare` (or `make setup`) to install them"
+    return text
 
 
 async def _open_storage(settings: Settings) -> Any:

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from vocalis import __version__, metrics
+from vocalis.command import vocalis_command
 from vocalis.server.state import AppState, app_state
 from vocalis.settings import Settings
 
@@ -168,7 +169,7 @@ def connection_hints(settings: Settings) -> list[str]:
     lines = [
         f"ready: voice agent socket {ws_url}",
         f"web page: http://{base}/",
-        f"talk to it: vocalis talk --url {ws_url}{credential}",
+        f"talk to it: {vocalis_command()} talk --url {ws_url}{credential}",
     ]
     if not settings.open_mode and not settings.browser_tokens:
         lines.append(

@@ -1,4 +1,5 @@
-"""Running the app under uvicorn with a shutdown that ends sessions properly (§15.1)."""
+"""Running the app under uvicorn: bind first, end sessions properly on shutdown (§15.1), and
+stop (non-zero) when start-up fails instead of staying up unable to serve."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import socket
 
 import uvicorn
 
-from vocalis.server.app import AppState, create_app
+from vocalis.server.app import create_app
+from vocalis.server.state import AppState, app_state
 from vocalis.settings import Settings
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -22,6 +24,13 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.vocalis = state
 
+    async def on_tick(self, counter: int) -> bool:
+        # A server whose models or storage failed to load can never serve: stop, so that the
+        # operator (or a supervisor) sees the failure instead of a 503 "starting" forever.
+        if self.vocalis.failure is not None:
+            return True
+        return await super().on_tick(counter)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.vocalis.status = "draining"
         manager = self.vocalis.manager
@@ -29,6 +38,10 @@ class _Server(uvicorn.Server):
             await manager.shutdown()
             await asyncio.sleep(0.2)  # let the writers flush session.ended
         await super().shutdown(sockets=sockets)
+
+
+class BindError(OSError):
+    """The port could not be taken; the message says what to do about it."""
 
 
 def refuse_open_bind(settings: Settings) -> str | None:
@@ -41,13 +54,45 @@ def refuse_open_bind(settings: Settings) -> str | None:
     return None
 
 
-def serve(settings: Settings) -> None:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, taken *before* the app starts.
+
+    Binding first means a second server started on a busy port fails in milliseconds, before it
+    opens storage, loads models or cleans up sessions it might wrongly believe orphaned.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise BindError(f"cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = (
+            " (another server, perhaps another Vocalis, is using it: stop it, or choose another "
+            "port with --port or VOCALIS_PORT)"
+            if exc.errno == 98
+            else ""
+        )
+        raise BindError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, sock: socket.socket) -> int:
+    """Serve on ``sock`` until stopped; returns the process exit code (1 if start-up failed)."""
     if settings.open_mode:
         log.warning(
             "no API keys configured (VOCALIS_API_KEYS): authentication is disabled "
             "(open development mode, loopback only)"
         )
     app = create_app(settings)
+    state = app_state(app)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -57,5 +102,10 @@ def serve(settings: Settings) -> None:
         ws_ping_timeout=settings.ping_timeout_seconds,
         log_level=settings.log_level,
         log_config=None,  # keep the JSON formatter (and its token masking) for uvicorn's lines
+        timeout_graceful_shutdown=10,  # a stuck connection must not hold SIGTERM forever
     )
-    _Server(config, app.state.vocalis).run()
+    _Server(config, state).run(sockets=[sock])
+    if state.failure is not None:
+        log.error("stopped: %s", state.failure)
+        return 1
+    return 0

@@ -39,6 +39,8 @@ class AppState:
     storage: Storage | None = None
     status: Literal["starting", "ok", "draining"] = "starting"
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Why start-up failed (models or storage); the server then stops instead of serving 503s.
+    failure: str | None = None
 
 
 def app_state(app: Starlette) -> AppState:

@@ -40,6 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from vocalis.protocol import errors
 from vocalis.protocol.server_events import ServerEvent
 from vocalis.server.auth import presented_credential, websocket_credential
+from vocalis.server.starting import refuse_while_starting, wait_until_ready
 from vocalis.server.state import app_state
 from vocalis.session.connection import Connection
 from vocalis.settings import Settings
@@ -155,7 +156,9 @@ class WebSocketTransport:
 async def voice_agent_socket(websocket: WebSocket) -> None:
     state = app_state(websocket.app)
     await websocket.accept()
-    await state.ready.wait()
+    if not await wait_until_ready(state):
+        await refuse_while_starting(websocket, state)
+        return
     assert state.manager is not None  # set before ready
     transport = WebSocketTransport(Outbox.for_settings(state.settings))
     raw = presented_credential(websocket.headers, websocket.query_params)

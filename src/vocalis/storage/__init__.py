@@ -1,8 +1,9 @@
 """Durable state of the server: stored agents, session records and their artifacts.
 
 ``open_storage(settings)`` connects (SQLite in ``data_dir`` by default, PostgreSQL when
-``database_url`` is set), migrates the schema, marks sessions a previous process left live as
-ended, runs the retention clean-up and starts it periodically. See ``README.md`` for the
+``database_url`` is set), migrates the schema, registers this server as a node and ends the
+sessions of servers that are gone (``nodes.py``), runs the retention clean-up, and starts the
+heartbeat and the retention loops. See ``README.md`` for the
 durability decision.
 """
 
@@ -13,6 +14,7 @@ import contextlib
 import logging
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vocalis.protocol.voices import catalog_ids
@@ -23,6 +25,7 @@ from vocalis.storage.crypto import SecretBox, load_or_create_key
 from vocalis.storage.database import create_engine, migrate, normalize_url
 from vocalis.storage.errors import InvalidInput, Problem, SessionActive
 from vocalis.storage.http_tools import HttpxToolRunner
+from vocalis.storage.nodes import NodeRegistry, new_node_id
 from vocalis.storage.sessions import SessionStore, StoreRecorder
 from vocalis.storage.timestamps import now_us
 from vocalis.storage.writes import WriteGate
@@ -43,6 +46,7 @@ class Storage:
         sessions: SessionStore,
         http_tool_runner: HttpxToolRunner,
         retention_days: int,
+        node: NodeRegistry,
     ) -> None:
         self.engine = engine
         self.box = box
@@ -52,7 +56,15 @@ class Storage:
         self.recorder = StoreRecorder(sessions)
         self.http_tool_runner = http_tool_runner
         self._retention_days = retention_days
+        self.node = node
         self._retention_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+
+    async def ping(self) -> bool:
+        """Whether the database answers (``GET /healthz`` reports it as ``storage``)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
 
     async def purge_expired(self) -> int:
         """Delete sessions that ended more than ``session_retention_days`` ago (0 = keep all)."""
@@ -68,6 +80,15 @@ class Storage:
 
     def start_retention(self, interval_seconds: float = RETENTION_INTERVAL_SECONDS) -> None:
         self._retention_task = asyncio.create_task(self._retention_loop(interval_seconds))
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.node.heartbeat_seconds)
+            try:
+                await self.node.beat()
+            except Exception:
+                log.exception("heartbeat failed")
 
     async def _retention_loop(self, interval_seconds: float) -> None:
         while True:
@@ -78,10 +99,15 @@ class Storage:
                 log.exception("retention clean-up failed")
 
     async def aclose(self) -> None:
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention_task
+        for task in (self._retention_task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            await self.node.leave()
+        except Exception:
+            log.exception("could not remove this node's heartbeat row")
         await self.http_tool_runner.aclose()
         await self.engine.dispose()
 
@@ -99,10 +125,10 @@ async def open_storage(settings: Settings, **runner_options: Any) -> Storage:
             default_system_prompt=settings.default_system_prompt,
             default_voice=settings.default_voice,
         )
-        sessions = SessionStore(engine, gate, settings.data_dir / "recordings")
-        orphans = await sessions.close_orphans()
-        if orphans:
-            log.warning("marked %d sessions left live by a previous process as ended", orphans)
+        node_id = settings.node_id or new_node_id()
+        sessions = SessionStore(engine, gate, settings.data_dir / "recordings", node_id)
+        node = NodeRegistry(engine, gate, sessions, node_id, settings.node_heartbeat_seconds)
+        await node.join()
         runner = HttpxToolRunner(
             settings.http_tool_allowed_hosts,
             settings.http_tool_max_response_bytes,
@@ -115,13 +141,14 @@ async def open_storage(settings: Settings, **runner_options: Any) -> Storage:
             sessions,
             runner,
             settings.session_retention_days,
+            node,
         )
         await storage.purge_expired()
     except BaseException:
         await engine.dispose()
         raise
     storage.start_retention()
-    log.info("storage ready (%s)", engine.dialect.name)
+    log.info("storage ready (%s, node %s)", engine.dialect.name, node_id)
     return storage
 
 

