@@ -10,18 +10,19 @@ Material (real recordings only):
 * phrase: the same pause lengths inserted at the reader's own phrase and sentence gaps (a
   pause between parts of one thought, after a content word).
 
-Each variant is streamed through the engine's turn-taking as ``listening.py`` does it: Silero
-VAD frames (threshold 0.5), a turn opens after 100 ms of continuous speech, silence is measured
-from the last speech frame, the final transcript (Whisper tiny.en, the engine's options) and the
-Smart Turn probability are computed once per pause, and the turn ends at the deadline the rule
-gives, unless speech resumes first. Rules compared:
+Each variant is fed, frame by frame (Silero VAD, threshold 0.5), to the engine's own turn-taking
+core, :class:`~vocalis.session.turns.TurnTaker` (``engine: TurnTaker``): the embedded models
+answer its requests for the final transcript (Whisper tiny.en on the turn's speech) and the turn
+model's verdict (Smart Turn on the turn's audio with 200 ms of the pause), and the turn ends where
+it commits. For comparison, a re-implemented loop gives the ablations:
 
-* ``audio``: today's rule, P ≥ 0.5 ends at min_silence, otherwise max_silence;
-* ``combined``: :func:`vocalis.session.end_of_turn.judge`.
+* ``before: cut/audio``: the engine before issue #11: Smart Turn alone (P >= 0.5 ends the turn
+  at min_silence, otherwise max_silence), fed the audio up to the last speech frame;
+* ``cut/combined``: the combined rule (:func:`vocalis.session.end_of_turn.judge`) on that feed;
+* ``tail/audio``: Smart Turn alone, fed as the reference pipeline (pipecat) does: the audio up to
+  now, asked once 200 ms of silence has passed.
 
-Two ways of feeding Smart Turn are compared as well: ``cut`` (today's engine: the audio up to the
-last speech frame, asked 128 ms into the pause) and ``tail`` (the reference pipeline's way,
-pipecat: the audio up to now, asked once 200 ms of silence has passed).
+``--sweep`` also runs the TurnTaker with other thresholds of the combined rule.
 
 Results: a table on stdout and ``bench/results/turns.png``. The machine is shared and small, so
 wall-clock figures are not reported; accuracy figures do not depend on speed.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import sys
 import time
 from collections.abc import Callable
@@ -49,8 +51,10 @@ from tests.turn_clips import (
     word_timestamps,
 )
 
-from vocalis.providers.base import STTOptions
-from vocalis.session.end_of_turn import Verdict, deadline_ms, judge
+from vocalis.providers.base import STTOptions, Transcript
+from vocalis.session.end_of_turn import DEFAULT_POLICY, Policy, Verdict, deadline_ms, judge
+from vocalis.session.turn_actions import CommitTurn, Floor, WantFinal, WantVerdict
+from vocalis.session.turns import TurnRules, TurnTaker
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SPEECH = ROOT.parent / "shared" / "speech"
@@ -132,13 +136,10 @@ def combined_rule(prob: float, text: str) -> Verdict:
     return judge(prob, text).verdict
 
 
-RULES: dict[str, Rule] = {"audio": audio_rule, "combined": combined_rule}
-
-
 def simulate(
     models: Models, audio: Audio, probs: list[float], feed: str, rule: Rule, lo: int, hi: int
 ) -> Outcome:
-    """Turn ends found by the engine's turn-taking over one variant (see the module doc)."""
+    """Turn ends found by a re-implemented turn-taking loop (the ablations; see the module doc)."""
     ask_ms, trailing_ms = FEEDS[feed]
     gap_max = SPEECH_GAP_MS * RATE // 1000
     out = Outcome()
@@ -173,6 +174,53 @@ def simulate(
             out.ends.append((end, silence))
             turn_start, verdict = None, None
     return out
+
+
+def engine(
+    models: Models,
+    audio: Audio,
+    probs: list[float],
+    lo: int,
+    hi: int,
+    policy: Policy = DEFAULT_POLICY,
+) -> Outcome:
+    """Turn ends found by the shipped core, :class:`~vocalis.session.turns.TurnTaker`, with the
+    embedded models answering its requests (at once: accuracy, not timing, is measured here)."""
+    ids = itertools.count()
+    rules = TurnRules(
+        vad_threshold=VAD_THRESHOLD,
+        min_silence_ms=lo,
+        max_silence_ms=hi,
+        speech_start_ms=SPEECH_START_MS,
+        policy=policy,
+    )
+    taker = TurnTaker(rules, lambda: f"turn_{next(ids)}")
+    out = Outcome()
+    for i, p in enumerate(probs):
+        start, end = i * FRAME, (i + 1) * FRAME
+        if p >= VAD_THRESHOLD:
+            out.last_speech = end
+        wall = end / RATE
+        actions = taker.frame(p, start, end, wall, Floor.IDLE)
+        while actions:
+            match actions.pop(0):
+                case WantFinal(item, a, b):
+                    text = models.text(audio[a:b])
+                    actions += taker.final_heard(item, Transcript(text), wall)
+                case WantVerdict(item, a, b):
+                    actions += taker.verdict_heard(item, models.prob(audio[a:b]), wall)
+                case CommitTurn():
+                    out.ends.append((end, (end - taker.last_speech_end) * 1000 // RATE))
+    return out
+
+
+Strategy = Callable[[Models, Audio, list[float], int, int], Outcome]
+STRATEGIES: dict[str, Strategy] = {
+    "before: cut/audio": lambda m, a, p, lo, hi: simulate(m, a, p, "cut", audio_rule, lo, hi),
+    "cut/combined": lambda m, a, p, lo, hi: simulate(m, a, p, "cut", combined_rule, lo, hi),
+    "tail/audio": lambda m, a, p, lo, hi: simulate(m, a, p, "tail", audio_rule, lo, hi),
+    "engine: TurnTaker": engine,
+}
 
 
 def build_variants(models: Models, clips: list[Path], pauses: tuple[int, ...]) -> list[Variant]:
@@ -215,11 +263,43 @@ def pct(values: list[bool]) -> str:
     )
 
 
+Key = tuple[str, str]  # (strategy, mode)
+SWEEP = (
+    Policy(final_veto_prob=0.02),
+    Policy(final_veto_prob=0.05),
+    Policy(final_veto_prob=0.1),
+    Policy(final_veto_prob=0.2),
+    Policy(final_veto_prob=0.1, unsure_fraction=0.75),
+)
+
+
+@dataclass
+class Tally:
+    """Per (strategy, mode): complete utterances ending at min_silence, and cut-offs by kind
+    and pause length."""
+
+    complete: dict[Key, list[bool]] = field(default_factory=dict)
+    cut: dict[tuple[str, str, str, int], list[bool]] = field(default_factory=dict)
+
+    def add(self, key: Key, variant: Variant, outcome: Outcome, lo: int) -> None:
+        if variant.kind == "complete":
+            self.complete.setdefault(key, []).append(ended_at_min(outcome, lo))
+        else:
+            flag = cut_off(variant, outcome)
+            self.cut.setdefault((*key, variant.kind, variant.pause_ms), []).append(flag)
+
+    def kept(self, key: Key, kind: str, pauses: tuple[int, ...]) -> list[bool]:
+        return [not c for ms in pauses for c in self.cut.get((*key, kind, ms), [])]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="6 clips, 2 pause lengths")
     parser.add_argument("--speech-dir", type=Path, default=None)
-    parser.add_argument("--show", action="store_true", help="print every variant's verdicts")
+    parser.add_argument("--show", action="store_true", help="print every variant's turn ends")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also try other thresholds of the combined rule"
+    )
     args = parser.parse_args(argv)
     folder = args.speech_dir or (
         SHARED_SPEECH if SHARED_SPEECH.exists() else ROOT / "tests" / "data"
@@ -236,33 +316,34 @@ def main(argv: list[str] | None = None) -> int:
     counts = {k: sum(v.kind == k for v in variants) for k in ("complete", "hesitation", "phrase")}
     print(f"variants: {counts}")
 
-    # results[(feed, rule, mode)] -> per-variant bool lists
-    complete_ok: dict[tuple[str, str, str], list[bool]] = {}
-    cut: dict[tuple[str, str, str, str, int], list[bool]] = {}
+    tally, sweep = Tally(), Tally()
     for variant in variants:
         probs = models.vad_probs(variant.audio)
-        for feed in FEEDS:
-            for rule_name, rule in RULES.items():
-                for mode, (lo, hi) in MODES.items():
-                    outcome = simulate(models, variant.audio, probs, feed, rule, lo, hi)
-                    if variant.kind == "complete":
-                        ok = ended_at_min(outcome, lo)
-                        complete_ok.setdefault((feed, rule_name, mode), []).append(ok)
-                        flag = cut_off(variant, outcome)
-                    else:
-                        flag = cut_off(variant, outcome)
-                        key = (feed, rule_name, mode, variant.kind, variant.pause_ms)
-                        cut.setdefault(key, []).append(flag)
-                    if args.show and feed == "tail" and mode == "balanced":
-                        print(
-                            f"  {variant.clip[:6]} {variant.kind:10s} {variant.pause_ms:4d} "
-                            f"{variant.after_word:>10s} {rule_name:8s} ends={outcome.ends} "
-                            f"last={outcome.last_speech} cutoff={flag}"
-                        )
+        for mode, (lo, hi) in MODES.items():
+            for name, strategy in STRATEGIES.items():
+                outcome = strategy(models, variant.audio, probs, lo, hi)
+                tally.add((name, mode), variant, outcome, lo)
+                if args.show and mode == "balanced":
+                    print(
+                        f"  {variant.clip[:6]} {variant.kind:10s} {variant.pause_ms:4d} "
+                        f"{variant.after_word:>10s} {name:18s} ends={outcome.ends} "
+                        f"last={outcome.last_speech}"
+                    )
+            if args.sweep:
+                for policy in SWEEP:
+                    outcome = engine(models, variant.audio, probs, lo, hi, policy)
+                    sweep.add((_policy_name(policy), mode), variant, outcome, lo)
     print(f"done in {time.perf_counter() - started:.0f} s (noisy: shared machine)\n")
-    report(complete_ok, cut, pauses)
-    plot(complete_ok, cut, pauses)
+    report(tally, list(STRATEGIES), pauses)
+    if args.sweep:
+        print("\nthreshold sweep of the combined rule, through the TurnTaker")
+        report(sweep, [_policy_name(p) for p in SWEEP], pauses, by_length=False)
+    plot(tally, list(STRATEGIES), pauses)
     return 0
+
+
+def _policy_name(policy: Policy) -> str:
+    return f"veto {policy.final_veto_prob:g} unsure {policy.unsure_fraction:g}"
 
 
 def _rate(values: list[bool]) -> float:
@@ -270,45 +351,35 @@ def _rate(values: list[bool]) -> float:
 
 
 def report(
-    complete_ok: dict[tuple[str, str, str], list[bool]],
-    cut: dict[tuple[str, str, str, str, int], list[bool]],
-    pauses: tuple[int, ...],
+    tally: Tally, names: list[str], pauses: tuple[int, ...], *, by_length: bool = True
 ) -> None:
-    header = f"{'feed':5s} {'rule':9s} {'mode':12s} {'complete@min':>18s} "
+    header = f"{'strategy':22s} {'mode':12s} {'complete@min':>18s} "
     header += f"{'hesitation kept':>18s} {'phrase kept':>18s}"
     print(header)
     print("-" * len(header))
-    for feed in FEEDS:
-        for rule in RULES:
-            for mode in MODES:
-                kept = {
-                    kind: [
-                        not c for ms in pauses for c in cut.get((feed, rule, mode, kind, ms), [])
-                    ]
-                    for kind in ("hesitation", "phrase")
-                }
-                print(
-                    f"{feed:5s} {rule:9s} {mode:12s} {pct(complete_ok[(feed, rule, mode)]):>18s} "
-                    f"{pct(kept['hesitation']):>18s} {pct(kept['phrase']):>18s}"
-                )
+    for name in names:
+        for mode in MODES:
+            key = (name, mode)
+            print(
+                f"{name:22s} {mode:12s} {pct(tally.complete.get(key, [])):>18s} "
+                f"{pct(tally.kept(key, 'hesitation', pauses)):>18s} "
+                f"{pct(tally.kept(key, 'phrase', pauses)):>18s}"
+            )
+    if not by_length:
+        return
     print("\nfalse cut-off rate by inserted pause length (hesitation | phrase)")
-    print(f"{'feed':5s} {'rule':9s} {'mode':12s} " + " ".join(f"{ms:>15d}" for ms in pauses))
-    for feed in FEEDS:
-        for rule in RULES:
-            for mode in MODES:
-                cells = []
-                for ms in pauses:
-                    h = _rate(cut.get((feed, rule, mode, "hesitation", ms), []))
-                    p = _rate(cut.get((feed, rule, mode, "phrase", ms), []))
-                    cells.append(f"{h:5.1f}% | {p:5.1f}%")
-                print(f"{feed:5s} {rule:9s} {mode:12s} " + " ".join(f"{c:>15s}" for c in cells))
+    print(f"{'strategy':22s} {'mode':12s} " + " ".join(f"{ms:>15d}" for ms in pauses))
+    for name in names:
+        for mode in MODES:
+            cells = []
+            for ms in pauses:
+                h = _rate(tally.cut.get((name, mode, "hesitation", ms), []))
+                p = _rate(tally.cut.get((name, mode, "phrase", ms), []))
+                cells.append(f"{h:5.1f}% | {p:5.1f}%")
+            print(f"{name:22s} {mode:12s} " + " ".join(f"{c:>15s}" for c in cells))
 
 
-def plot(
-    complete_ok: dict[tuple[str, str, str], list[bool]],
-    cut: dict[tuple[str, str, str, str, int], list[bool]],
-    pauses: tuple[int, ...],
-) -> None:
+def plot(tally: Tally, names: list[str], pauses: tuple[int, ...]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,21 +387,19 @@ def plot(
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    labels = [f"{f}/{r}" for f in FEEDS for r in RULES]
-    x = np.arange(len(labels))
+    x = np.arange(len(names))
     for j, mode in enumerate(MODES):
-        values = [_rate(complete_ok[(f, r, mode)]) for f in FEEDS for r in RULES]
+        values = [_rate(tally.complete.get((n, mode), [])) for n in names]
         axes[0].bar(x + 0.4 * j - 0.2, values, 0.4, label=mode)
     axes[0].axhline(90, color="k", ls="--", lw=0.8)
     axes[0].set(title="complete utterances ending at min_silence", ylabel="%", ylim=(0, 105))
-    axes[0].set_xticks(x, labels, rotation=20)
+    axes[0].set_xticks(x, names, rotation=15, fontsize=8)
     axes[0].legend()
     for ax, kind in zip(axes[1:], ("hesitation", "phrase"), strict=True):
-        for f in FEEDS:
-            for r in RULES:
-                for mode, style in zip(MODES, ("-", ":"), strict=True):
-                    ys = [_rate(cut.get((f, r, mode, kind, ms), [])) for ms in pauses]
-                    ax.plot(pauses, ys, style, marker="o", label=f"{f}/{r} {mode}")
+        for name in names:
+            for mode, style in zip(MODES, ("-", ":"), strict=True):
+                ys = [_rate(tally.cut.get((name, mode, kind, ms), [])) for ms in pauses]
+                ax.plot(pauses, ys, style, marker="o", label=f"{name} {mode}")
         ax.axhline(5, color="k", ls="--", lw=0.8)
         ax.set(title=f"false cut-offs, {kind} pauses", xlabel="inserted pause (ms)", ylabel="%")
         ax.set_ylim(-2, 102)

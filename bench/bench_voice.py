@@ -30,7 +30,6 @@ from bench.common import (
     running_server,
     speech_bounds,
     speech_dir,
-    speech_dir_note,
     word_errors,
 )
 
@@ -81,7 +80,7 @@ async def one_clip(url: str, state: Any, path: Path, session: dict[str, Any]) ->
 
 async def run(
     url: str, state: Any, clips: list[Path], refs: dict[str, str], session: dict[str, Any]
-) -> None:
+) -> list[dict[str, Any]]:
     rows = []
     errors = words = 0
     print(f"{'clip':52} {'v2v s':>6}  transcript")
@@ -98,19 +97,69 @@ async def run(
     print(f"WER: {100 * errors / max(1, words):.1f} % ({errors}/{words} words)")
     p50, p95 = percentile(v2v_all, 50), percentile(v2v_all, 95)
     print(f"voice-to-voice P50: {p50:.3f} s   P95: {p95:.3f} s")
-    stages = [
-        "stt_final_ms",
-        "turn_decision_ms",
-        "llm_first_token_ms",
-        "tts_first_audio_ms",
-        "first_audio_sent_ms",
-    ]
     print("median per-stage offsets from end of user speech (server side):")
-    for stage in stages:
-        values = [r["timings"][stage] for r in rows if r.get("timings", {}).get(stage) is not None]
+    for stage in STAGES:
+        values = stage_values(rows, stage)
         if values:
             med, p95 = statistics.median(values), percentile(values, 95)
             print(f"  {stage:22} {med:7.0f} ms  (P95 {p95:.0f})")
+    commit = stage_values(rows, "commit_to_audio_ms")
+    if commit:
+        print(
+            f"commit -> first audio sent (server): P50 {percentile(commit, 50):.0f} ms   "
+            f"P95 {percentile(commit, 95):.0f} ms"
+        )
+    return rows
+
+
+STAGES = [
+    "stt_final_ms",
+    "turn_decision_ms",
+    "llm_first_token_ms",
+    "tts_first_audio_ms",
+    "first_audio_sent_ms",
+]
+
+
+def stage_values(rows: list[dict[str, Any]], stage: str) -> list[float]:
+    """One stage's offsets over the clips; ``commit_to_audio_ms`` is derived: first audio sent
+    minus the turn decision, i.e. how ready the reply was when the turn ended."""
+    out = []
+    for r in rows:
+        t = r.get("timings", {})
+        if stage == "commit_to_audio_ms":
+            if t.get("first_audio_sent_ms") is not None and t.get("turn_decision_ms") is not None:
+                out.append(float(t["first_audio_sent_ms"] - t["turn_decision_ms"]))
+        elif t.get(stage) is not None:
+            out.append(float(t[stage]))
+    return out
+
+
+def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Voice-to-voice distribution and median stage offsets, per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for mode, rows in results.items():
+        v2v = sorted(r["v2v"] for r in rows if "v2v" in r)
+        if v2v:
+            left.plot(v2v, np.linspace(0, 100, len(v2v)), marker=".", label=mode)
+    left.set(title="end of speech -> first reply audio", xlabel="s", ylabel="% of clips")
+    left.legend()
+    x = np.arange(len(STAGES))
+    for j, (mode, rows) in enumerate(results.items()):
+        meds = [statistics.median(stage_values(rows, s) or [float("nan")]) for s in STAGES]
+        right.bar(x + 0.4 * j - 0.2, meds, 0.4, label=mode)
+    right.set_xticks(x, [s.removesuffix("_ms") for s in STAGES], rotation=15, fontsize=8)
+    right.set(title="median offset from end of speech (server)", ylabel="ms")
+    right.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 def main() -> None:
@@ -120,8 +169,9 @@ def main() -> None:
     parser.add_argument(
         "--mode",
         default=None,
-        choices=["min_latency", "balanced", "max_accuracy"],
-        help="input.transcription_mode of the sessions (default: the server's, balanced)",
+        choices=["min_latency", "balanced", "max_accuracy", "both"],
+        help="input.transcription_mode of the sessions (default: the server's, balanced; "
+        "both: balanced, then min_latency)",
     )
     args = parser.parse_args()
     folder = speech_dir()
@@ -129,13 +179,17 @@ def main() -> None:
     clips = sorted(folder.glob("asr_*.wav"))
     if args.limit:
         clips = clips[: args.limit]
-    session: dict[str, Any] = {}
-    if args.mode:
-        session["input"] = {"transcription_mode": args.mode}
-    print(f"providers: {args.providers}; mode: {args.mode or 'balanced'}")
-    print(speech_dir_note(folder))
+    modes = ["balanced", "min_latency"] if args.mode == "both" else [args.mode or "balanced"]
+    results: dict[str, list[dict[str, Any]]] = {}
     with running_server(providers=args.providers) as (url, state):
-        asyncio.run(run(url, state, clips, refs, session))
+        for mode in modes:
+            session: dict[str, Any] = {"input": {"transcription_mode": mode}}
+            print(f"\nproviders: {args.providers}; mode: {mode}; clips from {folder}")
+            results[mode] = asyncio.run(run(url, state, clips, refs, session))
+    plot(results, RESULTS / "voice.png")
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 if __name__ == "__main__":

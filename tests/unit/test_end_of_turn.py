@@ -144,3 +144,27 @@ def test_turn_ends_only_once_the_deadline_has_passed() -> None:
     done = judge(0.99, "Book a table for two.")
     assert not turn_ends(done, 799, 800, 2500)
     assert turn_ends(done, 800, 800, 2500)
+
+
+def test_entities_are_read_from_tool_schemas() -> None:
+    from vocalis.session.end_of_turn import expected_entities
+
+    schemas = [
+        {"type": "object", "properties": {"city": {"type": "string"}}},
+        {
+            "type": "object",
+            "properties": {
+                "contact_email": {"type": "string"},
+                "when": {"type": "string", "format": "date"},
+                "order": {"type": "string", "pattern": "^\\d{6}$"},
+                "mobile_number": {"type": "string"},
+            },
+        },
+    ]
+    assert set(expected_entities(schemas)) == {
+        Expect(Entity.EMAIL),
+        Expect(Entity.DATE),
+        Expect(Entity.DIGITS, digits=6),
+        Expect(Entity.PHONE),
+    }
+    assert expected_entities([{"type": "object", "properties": {"city": {}}}]) == ()

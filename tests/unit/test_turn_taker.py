@@ -7,13 +7,16 @@ recogniser and the turn model answer, and what the agent is doing, and checks th
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import TypeVar
 
 from vocalis.providers.base import Transcript
+from vocalis.session.end_of_turn import Entity, Expect
 from vocalis.session.turn_actions import (
     Action,
     BargeIn,
     CancelFinal,
+    CancelVerdict,
     CommitTurn,
     DropCandidate,
     DropSpeculation,
@@ -25,8 +28,9 @@ from vocalis.session.turn_actions import (
     WantCandidatePartial,
     WantFinal,
     WantPartial,
+    WantVerdict,
 )
-from vocalis.session.turns import PREROLL_MS, TurnRules, TurnTaker, samples
+from vocalis.session.turns import PREROLL_MS, VERDICT_MS, TurnRules, TurnTaker, samples
 
 A = TypeVar("A")
 FRAME = 512  # 32 ms, Silero's frame
@@ -70,9 +74,15 @@ class Script:
     def pause(self, ms: int) -> list[Action]:
         return self._frames(ms, 0.05)
 
-    def final(self, text: str, probability: float | None) -> list[Action]:
+    def final(self, text: str) -> list[Action]:
         want = self.last(WantFinal)
-        got = self.taker.final_heard(want.item_id, Transcript(text), probability, self.wall)
+        got = self.taker.final_heard(want.item_id, Transcript(text), self.wall)
+        self.actions += got
+        return got
+
+    def verdict(self, probability: float | None) -> list[Action]:
+        want = self.last(WantVerdict)
+        got = self.taker.verdict_heard(want.item_id, probability, self.wall)
         self.actions += got
         return got
 
@@ -136,23 +146,32 @@ def test_same_partial_text_is_not_repeated() -> None:
     assert s.taker.partial_heard(item, "hi ", 0.0) == []
 
 
-def test_final_is_requested_early_in_the_pause_over_the_speech_only() -> None:
+def test_final_and_verdict_are_requested_early_in_the_pause() -> None:
     s = Script()
     s.speak(800)
     end = s.sample
     assert not s.of(WantFinal)
     s.pause(160)
-    want = s.last(WantFinal)
-    assert want.end == end
+    assert s.last(WantFinal).end == end  # the transcript of the speech only
+    assert not s.of(WantVerdict)
+    s.pause(64)
+    verdict = s.last(WantVerdict)  # the turn model hears the pause too, as it was trained
+    assert verdict.end - end >= samples(VERDICT_MS)
     assert not s.of(CommitTurn)
 
 
-def test_complete_turn_commits_at_min_silence_with_a_prepared_reply() -> None:
-    s = Script()
+def _paused(rules: TurnRules = RULES) -> Script:
+    s = Script(rules)
     s.speak(800)
-    s.pause(160)
-    assert s.final("What time is it?", probability=0.9) == [Speculate("What time is it?")]
-    s.pause(380)
+    s.pause(224)
+    return s
+
+
+def test_complete_turn_commits_at_min_silence_with_a_prepared_reply() -> None:
+    s = _paused()
+    assert s.final("What time is it?") == []  # the turn model has not answered yet
+    assert s.verdict(0.9) == [Speculate("What time is it?")]
+    s.pause(320)
     assert not s.of(CommitTurn)
     s.pause(96)
     commit = s.last(CommitTurn)
@@ -161,69 +180,101 @@ def test_complete_turn_commits_at_min_silence_with_a_prepared_reply() -> None:
     assert not s.taker.turn_open
 
 
-def test_incomplete_verdict_waits_for_max_silence() -> None:
-    s = Script()
-    s.speak(800)
-    s.pause(160)
-    assert s.final("I would like to", probability=0.1) == []
+def test_a_finished_sentence_ends_the_turn_though_the_audio_doubts_it() -> None:
+    s = _paused()
+    s.final("Book a table for two.")
+    s.verdict(0.3)  # Smart Turn misjudges many read sentences; the words say they are done
+    s.pause(400)
+    assert s.of(CommitTurn)
+
+
+def test_words_that_cannot_end_a_sentence_wait_for_max_silence() -> None:
+    s = _paused()
+    s.verdict(0.95)
+    assert s.final("I would like to") == []  # no reply prepared either
     s.pause(1700)
     assert not s.of(CommitTurn)
     s.pause(200)
     assert s.last(CommitTurn).transcript.text == "I would like to"
 
 
-def test_server_vad_has_no_verdict_and_commits_at_min_silence() -> None:
-    s = Script()
-    s.speak(800)
-    s.pause(160)
-    s.final("I would like to", probability=None)
-    s.pause(500)
+def test_an_unsure_turn_waits_part_of_the_way_to_max_silence() -> None:
+    s = _paused()
+    s.final("I need a taxi,")
+    assert s.verdict(0.6) == [Speculate("I need a taxi,")]  # ready in case it is over
+    s.pause(1000)  # 1.22 s of silence: past min_silence, before 1.3 s
+    assert not s.of(CommitTurn)
+    s.pause(128)
     assert s.of(CommitTurn)
 
 
-def test_pause_while_deciding_commits_when_the_transcript_arrives() -> None:
-    """Min silence passed while the final decode was still running: commit at its arrival."""
+def test_a_digit_string_the_tools_expect_is_waited_for() -> None:
+    rules = replace(RULES, expected=(Expect(Entity.DIGITS, digits=6),))
+    s = _paused(rules)
+    s.final("My code is 4 4 7.")
+    s.verdict(0.9)
+    s.pause(1700)
+    assert not s.of(CommitTurn) and not s.of(Speculate)
+
+
+def test_a_failing_turn_model_leaves_the_decision_to_the_words() -> None:
+    s = _paused()
+    s.final("That's all.")
+    assert s.verdict(None) == [Speculate("That's all.")]
+
+
+def test_server_vad_asks_no_turn_model_and_commits_at_min_silence() -> None:
+    s = _paused(replace(RULES, semantic=False))
+    assert not s.of(WantVerdict)
+    s.final("I would like to")
+    s.pause(400)
+    assert s.of(CommitTurn)
+
+
+def test_pause_while_deciding_commits_when_the_answers_arrive() -> None:
+    """Min silence passed while the decodes were still running: commit at their arrival."""
     s = Script()
     s.speak(800)
     s.pause(1000)
     assert not s.of(CommitTurn)
-    got = s.final("Book a table.", probability=0.8)
+    s.verdict(0.8)
+    got = s.final("Book a table.")
     assert isinstance(got[-1], CommitTurn)
 
 
-def test_empty_transcript_commits_without_a_reply() -> None:
+def test_empty_transcript_needs_no_verdict_and_commits_without_a_reply() -> None:
     s = Script()
     s.speak(800)
     s.pause(160)
-    assert s.final("", probability=None) == []
+    assert s.final("") == []
     s.pause(500)
     assert s.last(CommitTurn).transcript.text == ""
 
 
 def test_speech_resuming_in_the_pause_cancels_the_decision() -> None:
-    s = Script()
-    s.speak(800)
-    s.pause(160)
-    want = s.last(WantFinal)
+    s = _paused()
+    final, verdict = s.last(WantFinal), s.last(WantVerdict)
     got = s.speak(64)
-    assert CancelFinal(want.item_id) in got and DropSpeculation() in got
-    # a late result of the cancelled decode changes nothing
-    assert s.taker.final_heard(want.item_id, Transcript("stale"), 1.0, s.wall) == []
-    s.pause(160)
-    assert len(s.of(WantFinal)) == 2
-    s.final("Stale no more.", probability=0.9)
+    assert CancelFinal(final.item_id) in got and CancelVerdict(verdict.item_id) in got
+    assert DropSpeculation() in got
+    # late answers of the cancelled calls change nothing
+    assert s.taker.final_heard(final.item_id, Transcript("stale"), s.wall) == []
+    assert s.taker.verdict_heard(verdict.item_id, 1.0, s.wall) == []
+    s.pause(224)
+    assert len(s.of(WantFinal)) == 2 and len(s.of(WantVerdict)) == 2
+    s.final("Stale no more.")
+    s.verdict(0.9)
     s.pause(600)
     assert s.last(CommitTurn).transcript.text == "Stale no more."
 
 
 def test_speech_after_a_complete_verdict_drops_the_prepared_reply() -> None:
-    s = Script()
-    s.speak(800)
-    s.pause(160)
-    s.final("Yes.", probability=0.9)
+    s = _paused()
+    s.final("Yes.")
+    s.verdict(0.9)
     got = s.speak(96)
     assert DropSpeculation() in got
-    assert not any(isinstance(a, CancelFinal) for a in got)  # nothing was in flight
+    assert not any(isinstance(a, CancelFinal | CancelVerdict) for a in got)  # none in flight
 
 
 def test_detach_hands_back_the_open_turn() -> None:

@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from vocalis.session.text import FILLERS
 
@@ -276,3 +277,48 @@ def turn_ends(
 ) -> bool:
     """True once ``silence_ms`` of silence has passed this judgement's deadline."""
     return silence_ms >= deadline_ms(judgement.verdict, min_silence, max_silence, policy)
+
+
+# ----------------------------------------------------------------------------- from tools
+_DIGITS_PATTERN = re.compile(r"^\^?(?:\\d|\[0-9\])\{(\d+)(?:,\d*)?\}\$?$")
+_NAME_HINTS = (
+    (Entity.EMAIL, re.compile(r"e-?mail", re.IGNORECASE)),
+    (Entity.PHONE, re.compile(r"phone|mobile|\btel\b|telephone", re.IGNORECASE)),
+    (Entity.DATE, re.compile(r"date|birthday|\bday\b", re.IGNORECASE)),
+)
+
+
+def expected_entities(schemas: Iterable[dict[str, Any]]) -> tuple[Expect, ...]:
+    """The entities a session's tools ask for (§11.3), read from their JSON-schema parameters:
+    a ``format`` of ``email``/``date``, a digits-only ``pattern`` (``^\\d{6}$``), or a parameter
+    named like a phone number, an email address or a date. A transcript that stops inside one
+    of them is not a finished turn."""
+    found: dict[Entity, Expect] = {}
+    for schema in schemas:
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            continue
+        for name, prop in properties.items():
+            if not isinstance(prop, dict):
+                continue
+            want = _entity_of(str(name), prop)
+            if want is not None and want.entity not in found:
+                found[want.entity] = want
+    return tuple(found.values())
+
+
+def _entity_of(name: str, prop: dict[str, Any]) -> Expect | None:
+    fmt = prop.get("format")
+    if fmt == "email":
+        return Expect(Entity.EMAIL)
+    if fmt in ("date", "date-time"):
+        return Expect(Entity.DATE)
+    pattern = prop.get("pattern")
+    if isinstance(pattern, str):
+        match = _DIGITS_PATTERN.match(pattern)
+        if match:
+            return Expect(Entity.DIGITS, digits=int(match.group(1)))
+    for entity, hint in _NAME_HINTS:
+        if hint.search(name):
+            return Expect(entity)
+    return None

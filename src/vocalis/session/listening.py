@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Protocol
 from vocalis import ids, metrics
 from vocalis.protocol import errors
 from vocalis.providers.base import STTOptions, Transcript
+from vocalis.session.end_of_turn import expected_entities
 from vocalis.session.input import InputStage
 from vocalis.session.lifecycle import State
 from vocalis.session.transcriber import Spawn, Transcriber
 from vocalis.session.turn_actions import (
     Action,
     CancelFinal,
+    CancelVerdict,
     CommitTurn,
     DropCandidate,
     Floor,
@@ -32,6 +34,7 @@ from vocalis.session.turn_actions import (
     WantCandidatePartial,
     WantFinal,
     WantPartial,
+    WantVerdict,
 )
 from vocalis.session.turns import TurnRules, TurnTaker
 
@@ -83,6 +86,8 @@ def turn_rules(config: SessionConfig, settings: Settings) -> TurnRules:
         interruption_delay_ms=config.interruption_delay_ms,
         backchannel_window_ms=settings.backchannel_window_ms,
         backchannel_words=tuple(settings.backchannel_words),
+        semantic=config.turn_type == "semantic_vad",
+        expected=expected_entities(t.parameters for t in config.all_tools),
     )
 
 
@@ -204,10 +209,14 @@ class Listener:
                     self._stt.partial(audio, self.stt_options(), self._partial_done(item_id))
                 case WantFinal(item_id, start, end):
                     audio = self.input.ring.read(start, end)
-                    semantic = self._host.config.turn_type == "semantic_vad"
-                    self._stt.final(audio, self.stt_options(), semantic, self._final_done(item_id))
+                    self._stt.final(audio, self.stt_options(), self._final_done(item_id))
                 case CancelFinal():
                     self._stt.cancel_final()
+                case WantVerdict(item_id, start, end, text):
+                    audio = self.input.ring.read(start, end)
+                    self._stt.verdict(audio, text, self._verdict_done(item_id))
+                case CancelVerdict():
+                    self._stt.cancel_verdict()
                 case WantCandidatePartial(serial, start, at):
                     audio = self.input.ring.read(start)
                     self._stt.candidate(audio, self.stt_options(), self._heard(serial, at))
@@ -223,10 +232,15 @@ class Listener:
     def _partial_done(self, item_id: str) -> Callable[[str, float], None]:
         return lambda text, cost: self.apply(self.taker.partial_heard(item_id, text, cost))
 
-    def _final_done(self, item_id: str) -> Callable[[Transcript, float | None], None]:
-        def done(transcript: Transcript, probability: float | None) -> None:
-            wall = self._clock.wall()
-            self.apply(self.taker.final_heard(item_id, transcript, probability, wall))
+    def _final_done(self, item_id: str) -> Callable[[Transcript], None]:
+        def done(transcript: Transcript) -> None:
+            self.apply(self.taker.final_heard(item_id, transcript, self._clock.wall()))
+
+        return done
+
+    def _verdict_done(self, item_id: str) -> Callable[[float | None], None]:
+        def done(probability: float | None) -> None:
+            self.apply(self.taker.verdict_heard(item_id, probability, self._clock.wall()))
 
         return done
 

@@ -33,6 +33,7 @@ from vocalis.providers.base import (
 from vocalis.session.clock import Clock
 from vocalis.session.history import ToolCallRecord
 from vocalis.session.output import OutChunk, ReplyOutput
+from vocalis.session.speech_text import say_symbols, strip_markup
 from vocalis.session.text import SentenceSplitter, TimedWord, time_words
 
 log = logging.getLogger(__name__)
@@ -223,12 +224,22 @@ class Reply:
             await self._speak(rest)
 
     async def _speak(self, sentence: str) -> None:
-        """Synthesise one sentence and queue its audio with word timings."""
-        if not sentence.strip():
+        """Synthesise one sentence and queue its audio with word timings.
+
+        The voice is given the sentence as a person would say it (:func:`speech_text`: numbers,
+        symbols and abbreviations in words); the words the client sees, and the history keeps,
+        are what was said in written form: the model's text without markup, code or emoji,
+        which were not spoken (``**$5**`` is shown as ``$5`` and heard as "five dollars").
+        """
+        trailing = sentence[len(sentence.rstrip()) :]
+        sentence = strip_markup(sentence)
+        spoken = say_symbols(sentence)
+        if not sentence or not spoken:
             return
+        sentence += trailing
         resampler = StreamResampler(self.tts.sample_rate, self.output_rate)
         parts: list[np.ndarray] = []
-        async for audio in self.tts.synthesize(sentence.strip(), self.voice):
+        async for audio in self.tts.synthesize(spoken, self.voice):
             if self.timings.first_tts_audio is None:
                 self.timings.first_tts_audio = self.clock.now()
             parts.append(resampler.process(audio))

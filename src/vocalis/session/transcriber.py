@@ -1,29 +1,24 @@
 """The session's recogniser: runs the speech-to-text and turn-model calls turn-taking asks for.
 
-It owns the tasks of those calls (at most one partial, one final and one barge-in candidate
-decode at a time) and hands each result back to the :class:`~vocalis.session.turns.TurnTaker`
-through the listener. How often partials are asked for is the turn taker's decision, from the
-decode cost this module measures.
+It owns the tasks of those calls (at most one partial, one final, one turn-model and one
+barge-in candidate call at a time) and hands each result back to the
+:class:`~vocalis.session.turns.TurnTaker` through the listener. How often partials are asked
+for is the turn taker's decision, from the decode cost this module measures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from vocalis.providers.base import STT, Audio, STTOptions, Transcript, TurnModel
 from vocalis.session.clock import Clock
 
+log = logging.getLogger(__name__)
+
 Spawn = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
-
-
-@dataclass(frozen=True)
-class FinalResult:
-    item_id: str
-    transcript: Transcript
-    probability: float | None  # the turn model's, when consulted
 
 
 class Transcriber:
@@ -34,6 +29,7 @@ class Transcriber:
         self._spawn = spawn
         self._partial: asyncio.Task[None] | None = None
         self._final: asyncio.Task[None] | None = None
+        self._verdict: asyncio.Task[None] | None = None
         self._candidate: asyncio.Task[None] | None = None
 
     def partial(
@@ -51,24 +47,29 @@ class Transcriber:
 
         self._partial = self._spawn(run())
 
-    def final(
-        self,
-        audio: Audio,
-        options: STTOptions,
-        semantic: bool,
-        done: Callable[[Transcript, float | None], None],
-    ) -> None:
-        """Decode ``audio`` as final; with ``semantic``, also ask the turn model (§11.3)."""
+    def final(self, audio: Audio, options: STTOptions, done: Callable[[Transcript], None]) -> None:
+        """Decode ``audio`` (the turn's speech) as its final transcript."""
 
         async def run() -> None:
-            transcript = await self._stt.transcribe(audio, options, final=True)
-            probability = None
-            text = transcript.text.strip()
-            if text and semantic:
-                probability = await self._turn_model.completion_probability(audio, text)
-            done(transcript, probability)
+            done(await self._stt.transcribe(audio, options, final=True))
 
         self._final = self._spawn(run())
+
+    def verdict(self, audio: Audio, text: str, done: Callable[[float | None], None]) -> None:
+        """Ask the turn model whether the turn in ``audio`` is complete (§11.3). A failing
+        model answers ``None``: the transcript then decides alone, and the session goes on."""
+
+        async def run() -> None:
+            try:
+                probability: float | None = await self._turn_model.completion_probability(
+                    audio, text
+                )
+            except Exception:
+                log.warning("turn model failed; judging the turn on its transcript", exc_info=True)
+                probability = None
+            done(probability)
+
+        self._verdict = self._spawn(run())
 
     def candidate(self, audio: Audio, options: STTOptions, done: Callable[[str], None]) -> None:
         """Decode a barge-in candidate's speech."""
@@ -89,6 +90,9 @@ class Transcriber:
 
     def cancel_final(self) -> None:
         _cancel(self._final)
+
+    def cancel_verdict(self) -> None:
+        _cancel(self._verdict)
 
     def cancel_candidate(self) -> None:
         _cancel(self._candidate)

@@ -36,11 +36,30 @@ class WantPartial:
 
 @dataclass(frozen=True)
 class WantFinal:
-    """Decode ``start``–``end`` as the final transcript and ask the turn model for a verdict."""
+    """Decode ``start``–``end`` (the turn's speech, up to the pause) as the final transcript."""
 
     item_id: str
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class WantVerdict:
+    """Ask the turn model whether the turn is complete, on ``start``–``end``: its audio with
+    the pause so far, as the model was trained (pipecat's Smart Turn pipeline), and the latest
+    partial transcript for a model that reads text too."""
+
+    item_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class CancelVerdict:
+    """Speech resumed: the turn-model call in flight is stale."""
+
+    item_id: str
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,8 @@ Action = (
     | WantPartial
     | WantFinal
     | CancelFinal
+    | WantVerdict
+    | CancelVerdict
     | UserPartial
     | Speculate
     | DropSpeculation

@@ -8,9 +8,12 @@ here is tested as plain function calls on a scripted timeline.
 
 Time is the input-audio timeline: absolute 16 kHz sample indexes. Speech is a run of frames at or
 above the VAD threshold; a non-speech gap longer than :data:`SPEECH_GAP_MS` ends the run. With the
-agent silent, a run of ``speech_start_ms`` opens a user turn; once a pause begins the final
-transcript is requested (and a preemptive reply may start behind a gate), and the turn is
-committed at ``min_silence`` if the verdict says it is complete, at ``max_silence`` regardless.
+agent silent, a run of ``speech_start_ms`` opens a user turn. Once a pause begins the final
+transcript of the speech is requested, and a little later the turn model's probability on the
+audio with the pause (``semantic_vad``); :func:`~vocalis.session.end_of_turn.judge` combines the
+two into a verdict whose deadline ends the turn: ``min_silence`` when complete, ``max_silence``
+when incomplete, in between when unsure. A turn that is not judged incomplete gets its reply
+prepared at once, behind a gate (``Speculate``), so it is ready at the commit.
 While the agent speaks, speech is a barge-in *candidate*: the reply pauses once
 ``interruption_delay_ms`` of it holds and is interrupted when a word that is not a backchannel is
 recognised (or no word at all after ``backchannel_window_ms``); a candidate that ends without one
@@ -23,11 +26,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vocalis.providers.base import INPUT_RATE, Transcript
+from vocalis.session.end_of_turn import (
+    DEFAULT_POLICY,
+    Expect,
+    Judgement,
+    Policy,
+    Verdict,
+    deadline_ms,
+    judge,
+    text_ending,
+)
 from vocalis.session.text import has_non_backchannel_word, has_word
 from vocalis.session.turn_actions import (
     Action,
     BargeIn,
     CancelFinal,
+    CancelVerdict,
     CommitTurn,
     DropCandidate,
     DropSpeculation,
@@ -40,16 +54,17 @@ from vocalis.session.turn_actions import (
     WantCandidatePartial,
     WantFinal,
     WantPartial,
+    WantVerdict,
 )
 
 PREROLL_MS = 300  # audio before the detected speech start given to the recogniser (§11.1)
 SPEECH_GAP_MS = 100  # a longer non-speech gap ends "continuous speech" (§11.1)
 SPECULATE_MS = 128  # request the final decode (and a preemptive reply) this long into a pause
+VERDICT_MS = 200  # ask the turn model this long into a pause, the pause included (as trained)
 PARTIAL_EVERY_MS = 320  # re-decode the growing turn for partials at most this often
 CANDIDATE_PARTIAL_EVERY_MS = 160  # a barge-in candidate is re-decoded twice as often
 PARTIAL_CPU_SHARE = 0.5  # partial decodes take at most about this share of the CPU
 COST_SMOOTHING = 0.5  # weight of the newest partial decode in its moving-average cost
-COMPLETE_PROBABILITY = 0.5  # turn-model probability at which a turn counts as complete
 
 
 def samples(ms: float) -> int:
@@ -72,6 +87,9 @@ class TurnRules:
     interruption_delay_ms: int = 250
     backchannel_window_ms: int = 800
     backchannel_words: tuple[str, ...] = ()
+    semantic: bool = True  # ``semantic_vad``: transcript and turn model judge completeness
+    expected: tuple[Expect, ...] = ()  # entities the tools expect (§11.3)
+    policy: Policy = DEFAULT_POLICY
 
 
 # ---------------------------------------------------------------------------------- state
@@ -85,10 +103,18 @@ class _Turn:
     partial_pending: bool = False
     final_pending: bool = False
     result: Transcript | None = None
-    complete: bool = False
     final_wall: float | None = None
-    min_reached: bool = False
-    max_reached: bool = False
+    verdict_pending: bool = False
+    verdict_answered: bool = False
+    probability: float | None = None  # the turn model's answer (None: it failed)
+    judgement: Judgement | None = None
+    silence_ms: int = 0  # silence since the last speech frame, as of the latest frame
+
+    def reset_pause(self) -> None:
+        """Speech resumed: whatever was decided about the pause no longer holds."""
+        self.final_pending = self.verdict_pending = self.verdict_answered = False
+        self.result = self.probability = self.judgement = None
+        self.silence_ms = 0
 
 
 @dataclass
@@ -152,12 +178,13 @@ class TurnTaker:
     def _on_speech(self, run: int, now: int, wall: float, floor: Floor, out: list[Action]) -> None:
         turn = self._turn
         if turn is not None:
-            if turn.final_pending or turn.result is not None:
+            if turn.final_pending or turn.verdict_pending or turn.result is not None:
                 if turn.final_pending:
                     out.append(CancelFinal(turn.item_id))
-                turn.final_pending, turn.result = False, None
-                turn.min_reached = turn.max_reached = False
+                if turn.verdict_pending:
+                    out.append(CancelVerdict(turn.item_id))
                 out.append(DropSpeculation())
+            turn.reset_pause()
             self._maybe_partial(turn, now, out)
             return
         if self._candidate is not None:
@@ -176,14 +203,16 @@ class TurnTaker:
 
     def _on_silence(self, turn: _Turn, now: int, wall: float, out: list[Action]) -> None:
         silence_ms = ms_between(self.last_speech_end, now)
-        lo, hi = self.rules.min_silence_ms, self.rules.max_silence_ms
-        if not turn.final_pending and turn.result is None and silence_ms >= min(SPECULATE_MS, lo):
+        turn.silence_ms = silence_ms
+        lo = self.rules.min_silence_ms
+        asked = turn.final_pending or turn.result is not None
+        if not asked and silence_ms >= min(SPECULATE_MS, lo):
             turn.final_pending = True
             out.append(WantFinal(turn.item_id, turn.audio_start, self.last_speech_end))
-        if silence_ms >= hi:
-            turn.max_reached = True
-        if silence_ms >= lo:
-            turn.min_reached = True
+        asked = turn.verdict_pending or turn.verdict_answered
+        if self.rules.semantic and not asked and silence_ms >= min(VERDICT_MS, lo):
+            turn.verdict_pending = True
+            out.append(WantVerdict(turn.item_id, turn.audio_start, now, turn.partial))
         self._maybe_commit(turn, wall, out)
 
     # ------------------------------------------------------------------ inputs: transcripts
@@ -200,24 +229,48 @@ class TurnTaker:
         turn.partial = text
         return [UserPartial(item_id, text)]
 
-    def final_heard(
-        self, item_id: str, transcript: Transcript, probability: float | None, wall: float
-    ) -> list[Action]:
-        """The final decode of turn ``item_id`` with the turn model's completion probability
-        (``None`` when the turn model is not consulted: ``server_vad`` or an empty text)."""
+    def final_heard(self, item_id: str, transcript: Transcript, wall: float) -> list[Action]:
+        """The final decode of turn ``item_id`` (its speech, up to the pause)."""
         turn = self._turn
         if turn is None or turn.item_id != item_id or not turn.final_pending:
             return []
-        text = transcript.text.strip()
         turn.final_pending = False
         turn.final_wall = wall
         turn.result = transcript
-        turn.complete = not text or probability is None or probability >= COMPLETE_PROBABILITY
         out: list[Action] = []
-        if turn.complete and text:
-            out.append(Speculate(text))
+        self._judge(turn, out)
         self._maybe_commit(turn, wall, out)
         return out
+
+    def verdict_heard(self, item_id: str, probability: float | None, wall: float) -> list[Action]:
+        """The turn model's probability that turn ``item_id`` is complete, judged on its audio
+        with the pause so far; ``None`` when the model failed (the text then decides alone)."""
+        turn = self._turn
+        if turn is None or turn.item_id != item_id or not turn.verdict_pending:
+            return []
+        turn.verdict_pending = False
+        turn.verdict_answered = True
+        turn.probability = probability
+        out: list[Action] = []
+        self._judge(turn, out)
+        self._maybe_commit(turn, wall, out)
+        return out
+
+    def _judge(self, turn: _Turn, out: list[Action]) -> None:
+        """Judge the pause once what the rules need is known (§11.3): the transcript, and with
+        ``semantic_vad`` the turn model too, unless nothing was said."""
+        if turn.result is None or turn.judgement is not None:
+            return
+        text = turn.result.text.strip()
+        rules = self.rules
+        if not rules.semantic:
+            turn.judgement = Judgement(Verdict.COMPLETE, text_ending(text)[0], "server_vad")
+        elif text and not turn.verdict_answered:
+            return  # the audio's say is still to come
+        else:
+            turn.judgement = judge(turn.probability, text, rules.expected, rules.policy)
+        if text and turn.judgement.verdict is not Verdict.INCOMPLETE:
+            out.append(Speculate(text))
 
     def candidate_heard(
         self, candidate: int, text: str, at: int, wall: float, floor: Floor
@@ -286,9 +339,15 @@ class TurnTaker:
         out.append(WantPartial(turn.item_id, turn.audio_start))
 
     def _maybe_commit(self, turn: _Turn, wall: float, out: list[Action]) -> None:
-        if turn.result is None or not (turn.min_reached or turn.max_reached):
+        """End the turn at the judgement's deadline, or at ``max_silence`` regardless, once
+        its transcript is there."""
+        if turn.result is None:
             return
-        if not (turn.complete or turn.max_reached):
+        lo, hi = self.rules.min_silence_ms, self.rules.max_silence_ms
+        due = hi
+        if turn.judgement is not None:
+            due = min(hi, deadline_ms(turn.judgement.verdict, lo, hi, self.rules.policy))
+        if turn.silence_ms < due:
             return
         self._turn = None
         out.append(
