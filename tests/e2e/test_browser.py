@@ -124,3 +124,35 @@ async def test_page_talks_through_a_real_browser(
     else:
         assert stats["contextRate"] == 24_000
         assert SCREENSHOT.stat().st_size > 1000
+
+
+async def test_page_types_to_the_agent_and_reads_written_replies(
+    chromium: str, server: LiveServer, tmp_path: Path
+) -> None:
+    """A text session (§6.8) from the page's text box: no microphone, written replies."""
+    async with chromium_page(chromium, tmp_path / "profile", ()) as page:
+        await page.send("Page.navigate", url=server.http_url + "/")
+        for _ in range(100):
+            if await page.evaluate("document.readyState") == "complete":
+                break
+            await asyncio.sleep(0.05)
+        await page.evaluate("document.getElementById('text-replies').checked = true")
+        await page.evaluate("document.getElementById('start-text').click()")
+        for _ in range(200):
+            if not await page.evaluate("document.getElementById('compose').hidden"):
+                break
+            await asyncio.sleep(0.05)
+        await page.evaluate("document.getElementById('message').value = 'hello from the page'")
+        await page.evaluate("document.getElementById('compose').requestSubmit()")
+        deadline = time.monotonic() + WAIT_SECONDS
+        stats = await _stats(page)
+        while not stats.get("agentTranscripts") and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            stats = await _stats(page)
+        agent_text = await page.evaluate(
+            "[...document.querySelectorAll('.msg.agent')].map(e => e.textContent).join('|')"
+        )
+    assert stats["typed"] == ["hello from the page"]
+    assert stats["agentTranscripts"] == ["You said: hello from the page"], stats
+    assert "You said: hello from the page" in agent_text
+    assert stats["chunksSent"] == 0 and stats["chunksReceived"] == 0  # no audio either way

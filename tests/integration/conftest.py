@@ -26,6 +26,7 @@ from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 import vocalis.server.app as app_module
+from vocalis.providers.base import ProviderSet
 from vocalis.providers.fake import build_fake_providers
 from vocalis.server.app import create_app
 from vocalis.settings import Settings
@@ -144,11 +145,13 @@ def check_config(config: Any) -> None:
     assert_id(config["id"], "sess")
     assert isinstance(config["system_prompt"], str)
     assert config["greeting"] is None or isinstance(config["greeting"], str)
-    assert set(config["input"]) == INPUT_KEYS
-    assert set(config["output"]) == OUTPUT_KEYS
-    for fmt in (config["input"]["format"], config["output"]["format"]):
-        assert set(fmt) == {"encoding", "sample_rate"}
-    td = config["input"]["turn_detection"]
+    text = {"type": "text"}  # §6.8: a text side echoes only its type
+    assert config["input"] == text or set(config["input"]) == INPUT_KEYS
+    assert config["output"] == text or set(config["output"]) == OUTPUT_KEYS
+    for side in ("input", "output"):
+        if config[side] != text:
+            assert set(config[side]["format"]) == {"encoding", "sample_rate"}
+    td = config["input"].get("turn_detection")
     assert td is None or set(td) == TURN_DETECTION_KEYS
     for tool in config["tools"]:
         assert set(tool) - {"id", "dtmf_collected_arguments"} == TOOL_ECHO_KEYS
@@ -402,10 +405,10 @@ def make_ws_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setattr(app_module, "_open_storage", _no_storage)
     with ExitStack() as stack:
 
-        def make(**settings: Any) -> WsServer:
+        def make(providers: ProviderSet | None = None, **settings: Any) -> WsServer:
             fields: dict[str, Any] = {"providers": "fake", "data_dir": str(tmp_path)}
             fields.update(settings)
-            app = create_app(Settings(**fields), providers=build_fake_providers())
+            app = create_app(Settings(**fields), providers=providers or build_fake_providers())
             client: AbstractContextManager[TestClient] = TestClient(app)
             return WsServer(stack.enter_context(client))
 

@@ -61,7 +61,7 @@ VALUE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
         "input.turn_detection.min_silence",
     ),
     ({"tools": [HTTP_TOOL]}, HTTP_TOOL_MESSAGE, "tools[0].http"),
-    ({"input": {"type": "text"}}, "'input.type' must be one of: audio", "input.type"),
+    ({"input": {"type": "video"}}, "'input.type' must be one of: audio, text", "input.type"),
 ]
 VALUE_ERROR_IDS = ["volume", "mode", "properties", "unique", "silence", "http_tool", "input_type"]
 

@@ -1,4 +1,4 @@
-"""Replies are spoken: the voice gets speech-ready text, the transcript what was said."""
+"""Replies are spoken: the voice gets speech-ready text, the transcript the model's text."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ async def test_markdown_is_not_spoken_and_numbers_are_said_as_words() -> None:
     assert "*" not in spoken and "$" not in spoken and "🙂" not in spoken
     assert "five dollars" in spoken and "nine thirty" in spoken
     text = h.transport.last("transcript.agent")["text"]
-    assert text.rstrip() == "Sure! It costs $5 and opens at 9:30"
+    assert text == "**Sure!** It costs $5 and opens at 9:30 🙂"
     deltas = "".join(e["delta"] for e in h.transport.of("transcript.agent.delta"))
     assert deltas == text
     assert h.session().history.entries[-1].text == text

@@ -9,6 +9,10 @@ Validation has two phases, mirroring the error catalogue:
 
 The resolved state is :class:`SessionConfig`; it stores what the client set (``None`` = unset)
 so that the echo shows client values verbatim and defaults only where §6.2/§6.4 say so.
+
+Why one long module (~700 lines): §6 is one schema whose validation order, field paths and exact
+messages must match the contract line by line; split across files, the order of the checks (which
+decides which error a client sees first) would be scattered too.
 """
 
 from __future__ import annotations
@@ -243,6 +247,8 @@ class SessionConfig:
     pre_connect_requests: tuple[Any, ...] = ()
     webhook: dict[str, Any] | None = None
     agent_id: str | None = None
+    input_type: Literal["audio", "text"] = "audio"  # §6.8: text = no listening
+    output_type: Literal["audio", "text"] = "audio"  # §6.8: text = no synthesis
 
     # --- effective values used by the engine
     @property
@@ -296,6 +302,14 @@ class SessionConfig:
 
     # --- echo (§6.7)
     def echo(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._audio_echo()
+        if self.input_type == "text":
+            out["input"] = {"type": "text"}
+        if self.output_type == "text":
+            out["output"] = {"type": "text"}
+        return out
+
+    def _audio_echo(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,
             "system_prompt": self.effective_system_prompt,
@@ -393,7 +407,7 @@ def validate_update(
             cfg = replace(cfg, greeting=update.greeting or None)
         elif (update.greeting or None) != current.greeting:
             raise errors.immutable_field("greeting")
-    cfg = _apply_input(cfg, update.input, update.turn_detection)
+    cfg = _apply_input(cfg, update.input, update.turn_detection, first=first)
     cfg = _apply_output(cfg, update.output, ctx, first=first)
     if update.tools is not None:
         cfg = replace(cfg, tools=_validate_tools(update.tools, ctx, reserved=cfg.agent_tools))
@@ -433,13 +447,22 @@ def _format(param: str, fmt: FormatIn) -> AudioFormat:
 
 
 def _apply_input(
-    cfg: SessionConfig, inp: InputIn | None, legacy: LegacyTurnDetectionIn | None
+    cfg: SessionConfig,
+    inp: InputIn | None,
+    legacy: LegacyTurnDetectionIn | None,
+    *,
+    first: bool,
 ) -> SessionConfig:
     changes: dict[str, Any] = {}
     td_in = _merge_legacy_turn_detection(inp.turn_detection if inp else None, legacy)
+    if inp is not None and inp.type is not None:
+        _one_of("input.type", inp.type, ["audio", "text"])
+        if inp.type != cfg.input_type and not first:
+            raise errors.immutable_field("input.type")
+        changes["input_type"] = inp.type
+    if (changes.get("input_type") or cfg.input_type) == "text":
+        _only_type("input", inp or InputIn(), legacy)
     if inp is not None:
-        if inp.type is not None:
-            _one_of("input.type", inp.type, ["audio"])
         if inp.format is not None:
             changes["input_format"] = _format("input.format", inp.format)
         if inp.keyterms is not None:
@@ -520,6 +543,20 @@ def _merge_turn_detection(cfg: SessionConfig, td: TurnDetectionIn) -> TurnDetect
     return merged
 
 
+def _only_type(side: str, given: InputIn | OutputIn, legacy: LegacyTurnDetectionIn | None) -> None:
+    """A text side is just ``{"type":"text"}`` (§6.8): any other field is an error naming it.
+
+    Where the contract is silent, ``input.type``/``output.type`` are fixed by the first update
+    (``immutable_field`` after it): a session does not start or stop listening or speaking
+    midway, and ``output`` is immutable but for ``volume`` anyway (§6.4).
+    """
+    for name in given.model_dump(exclude_none=True):
+        if name != "type":
+            raise errors.invalid_value(f"{side}.{name}", f"absent when {side}.type is text")
+    if legacy is not None:
+        raise errors.invalid_value("turn_detection", "absent when input.type is text")
+
+
 def _check_silence_order(cfg: SessionConfig) -> None:
     lo, hi = cfg.silence_ms
     if lo > hi:
@@ -533,9 +570,14 @@ def _apply_output(
 ) -> SessionConfig:
     if out is None:
         return cfg
-    if out.type is not None:
-        _one_of("output.type", out.type, ["audio"])
     changes: dict[str, Any] = {}
+    if out.type is not None:
+        _one_of("output.type", out.type, ["audio", "text"])
+        if out.type != cfg.output_type and not first:
+            raise errors.immutable_field("output.type")
+        changes["output_type"] = out.type
+    if (changes.get("output_type") or cfg.output_type) == "text":
+        _only_type("output", out, None)
     if out.voice is not None:
         if first:
             if out.voice not in ctx.catalog_ids:

@@ -365,6 +365,12 @@ class Session:
         reply = self.replies.current
         match action:
             case TurnOpened(_, announce):
+                if reply is not None and self._writing_interruptibly(reply):
+                    # §6.8: a user turn opening during a text reply interrupts it (§11.5)
+                    metrics.barge_in()
+                    self.emit(ev.speech_started())
+                    self.replies.interrupt(reply, notify=True)
+                    announce = False
                 self.replies.preempt(Preemption.NEW_USER_TURN)
                 if announce:
                     self.emit(ev.speech_started())
@@ -388,6 +394,16 @@ class Session:
                 self.emit(ev.speech_started())
                 if reply is not None:
                     self.replies.interrupt(reply, notify=True)
+
+    def _writing_interruptibly(self, reply: Reply) -> bool:
+        """A text reply is being written and the user may interrupt it."""
+        return (
+            reply.text_only
+            and reply.started
+            and not reply.finished
+            and self.config.interrupt_response
+            and not reply.protected
+        )
 
     def _commit(self, turn: CommitTurn) -> None:
         metrics.turn_end_latency(max(0.0, turn.ended_wall - turn.speech_end_wall))

@@ -127,9 +127,14 @@ class Listener:
         self.taker.rules = turn_rules(config, self._settings)
 
     # ------------------------------------------------------------------ input audio
+    @property
+    def enabled(self) -> bool:
+        """A text-input session does not listen: audio is dropped, no VAD or STT runs (§6.8)."""
+        return self._host.config.input_type == "audio"
+
     async def audio(self, b64: str) -> None:
         """One ``input.audio`` payload (§10.1–§10.3)."""
-        if not b64:
+        if not b64 or not self.enabled:
             return
         try:
             raw = binascii.a2b_base64(b64, strict_mode=True)
@@ -152,6 +157,8 @@ class Listener:
 
     async def watch_stalls(self) -> None:
         """A client that stops streaming is heard as silence after a while (§10.2)."""
+        if not self.enabled:
+            return  # input.type is fixed by the first update
         while True:
             await self._clock.sleep(STALL_CHECK_SECONDS)
             if self._host.state is not State.ACTIVE:

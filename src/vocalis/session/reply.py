@@ -33,7 +33,7 @@ from vocalis.providers.base import (
 from vocalis.session.clock import Clock
 from vocalis.session.history import ToolCallRecord
 from vocalis.session.output import OutChunk, ReplyOutput
-from vocalis.session.speech_text import say_symbols, strip_markup
+from vocalis.session.speech_text import speech_text
 from vocalis.session.text import SentenceSplitter, TimedWord, time_words
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ class Reply:
     request: LLMRequest | None = None
     text: str | None = None  # fixed text (greeting): spoken verbatim without the LLM
     protected: bool = False  # uninterruptible (greeting listed in uninterruptible_turns)
+    text_only: bool = False  # ``output.type: text`` (§6.8): written, never synthesised
 
     reply_id: str | None = None
     item_id: str | None = None
@@ -159,7 +160,10 @@ class Reply:
 
     # ------------------------------------------------------------------ texts
     def played_text(self) -> str:
-        """Words whose audio started before the playout position (§12.3)."""
+        """Words whose audio started before the playout position (§12.3); for a text reply,
+        the text sent so far (§6.8)."""
+        if self.text_only:
+            return "".join(self._sent_text).rstrip()
         pos = self.output.playout_ms()
         return "".join(w.text for w in self._words if w.start_ms < pos).rstrip()
 
@@ -173,7 +177,7 @@ class Reply:
     async def _produce(self) -> None:
         try:
             if self.text is not None:
-                await self._speak(self.text.strip())
+                await self._say(self.text.strip())
             elif self.llm is not None and self.request is not None:
                 await self._generate(self.llm, self.request)
         except LLMError as exc:
@@ -203,6 +207,9 @@ class Reply:
                 if self.timings.first_llm_token is None:
                     self.timings.first_llm_token = self.clock.now()
                 if isinstance(item, TextDelta):
+                    if self.text_only:
+                        await self._write(item.text)
+                        continue
                     for sentence in splitter.push(item.text):
                         await self._speak(sentence)
                 elif isinstance(item, ToolCallRequest):
@@ -214,8 +221,8 @@ class Reply:
                         rejected.append((item, problems))
                         continue
                     phrase = self.host.transition_phrase(item.name)
-                    if phrase and not self._words and not splitter.pending:
-                        await self._speak(phrase)
+                    if phrase and not self._words and not self._sent_text and not splitter.pending:
+                        await self._say(phrase)
             if not rejected or attempt == MAX_TOOL_RETRIES:
                 break
             request = _with_rejections(request, rejected)
@@ -223,26 +230,43 @@ class Reply:
         if rest:
             await self._speak(rest)
 
+    async def _say(self, text: str) -> None:
+        """Fixed text (a greeting, a transition phrase): spoken, or written as one delta."""
+        if self.text_only:
+            await self._write(text)
+        else:
+            await self._speak(text)
+
+    async def _write(self, piece: str) -> None:
+        """A text reply's piece, sent as the model writes it, without timings (§6.8)."""
+        if not piece:
+            return
+        await self._through_gate()
+        if self.timings.first_audio_sent is None:
+            self.timings.first_audio_sent = self.clock.now()  # first output, for the timeline
+        self._ensure_started()
+        assert self.reply_id is not None and self.item_id is not None
+        self._sent_text.append(piece)
+        self.host.emit(ev.agent_transcript_delta(self.reply_id, self.item_id, piece, None, None))
+
     async def _speak(self, sentence: str) -> None:
         """Synthesise one sentence and queue its audio with word timings.
 
-        The voice is given the sentence as a person would say it (:func:`speech_text`: numbers,
-        symbols and abbreviations in words); the words the client sees, and the history keeps,
-        are what was said in written form: the model's text without markup, code or emoji,
-        which were not spoken (``**$5**`` is shown as ``$5`` and heard as "five dollars").
+        The voice is given the sentence as a person would say it (:func:`speech_text`: no
+        markup, code or emoji; numbers, symbols and abbreviations in words); the words the
+        client sees, and the history keeps, are the model's text (``$5`` is shown as written
+        and heard as "five dollars").
         """
-        trailing = sentence[len(sentence.rstrip()) :]
-        sentence = strip_markup(sentence)
-        spoken = say_symbols(sentence)
-        if not sentence or not spoken:
+        if not sentence.strip():
             return
-        sentence += trailing
+        spoken = speech_text(sentence)
         resampler = StreamResampler(self.tts.sample_rate, self.output_rate)
         parts: list[np.ndarray] = []
-        async for audio in self.tts.synthesize(spoken, self.voice):
-            if self.timings.first_tts_audio is None:
-                self.timings.first_tts_audio = self.clock.now()
-            parts.append(resampler.process(audio))
+        if spoken:  # nothing to say (only emoji or markup): the words go out without audio
+            async for audio in self.tts.synthesize(spoken, self.voice):
+                if self.timings.first_tts_audio is None:
+                    self.timings.first_tts_audio = self.clock.now()
+                parts.append(resampler.process(audio))
         parts.append(resampler.flush())
         samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
         offset_ms = round(self.output.produced_ms)

@@ -47,6 +47,7 @@ class ReplyFactory:
             "output_rate": cfg.output_format.sample_rate,
             "chunk_ms": settings.output_chunk_ms,
             "lead_ms": settings.output_lead_ms,
+            "text_only": cfg.output_type == "text",
         }
         if plan.trigger == "greeting":
             protected = "greeting" in cfg.uninterruptible_turns

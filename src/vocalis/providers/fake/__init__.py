@@ -11,8 +11,9 @@ Behaviour, documented for client developers:
 * **LLM** — answers ``You said: <last user text>``. A user text ``call <tool_name> <json-args>``
   produces that tool call (several lines: several calls; other lines are spoken). After tool
   results it says ``Tool result: <result>.``; a one-shot
-  ``reply.create`` instruction is spoken verbatim; ``say nothing`` yields an empty reply and
-  ``fail <status>`` a provider error with that HTTP status.
+  ``reply.create`` instruction is spoken verbatim; ``say nothing`` yields an empty reply,
+  ``fail <status>`` a provider error with that HTTP status, and ``slowly <text>`` writes
+  ``<text>`` one word every 100 ms (a model that is still writing).
 * **TTS** — a 440 Hz tone at 24 kHz lasting 50 ms per character of the sentence.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -12,9 +13,16 @@ _CALL = re.compile(r"^call\s+([A-Za-z0-9_-]+)\s*(\{.*\})?\s*$", re.DOTALL)
 _FAIL = re.compile(r"^fail\s+(\d{3})$")
 
 
+SLOW_WORD_SECONDS = 0.1
+
+
 class FakeLLM:
     async def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
+        last = request.messages[-1] if len(request.messages) > 1 else None
+        slow = last is not None and last.role == "user" and last.content.startswith("slowly ")
         for event in self._respond(request):
+            if slow:
+                await asyncio.sleep(SLOW_WORD_SECONDS)
             yield event
 
     def _respond(self, request: LLMRequest) -> list[LLMEvent]:
@@ -36,6 +44,8 @@ class FakeLLM:
         text = last.content.strip()
         if text == "say nothing":
             return []
+        if text.startswith("slowly "):
+            return _words(text.removeprefix("slowly "))
         fail = _FAIL.match(text)
         if fail:
             status = int(fail.group(1))

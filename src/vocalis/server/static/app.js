@@ -16,6 +16,7 @@ const stats = (window.vocalisStats = {
   chunksSent: 0, chunksReceived: 0, chunksPlayed: 0, chunksEnded: 0, secondsPlayed: 0,
   flushes: 0, resumes: 0,
   userTranscripts: [], agentTranscripts: [], toolCalls: [], latenciesMs: [], errors: [],
+  typed: [],
 });
 
 const HINTS = {
@@ -45,6 +46,7 @@ let speechStoppedAt = null;
 let userBubble = null;
 const agentBubbles = new Map();
 let lastLatencyMs = null;
+let typing = false; // a text-input session (§6.8): no microphone
 
 function setStatus(text, kind) {
   const el = $("status");
@@ -99,7 +101,9 @@ function sessionConfig() {
   const voice = $("voice").value;
   const prompt = $("system-prompt").value.trim();
   const greeting = $("greeting").value.trim();
-  if (voice) session.output = { voice };
+  if (typing) session.input = { type: "text" };
+  if ($("text-replies").checked) session.output = { type: "text" };
+  else if (voice) session.output = { voice };
   if (prompt) session.system_prompt = prompt;
   if (greeting) session.greeting = greeting;
   return session;
@@ -231,7 +235,8 @@ function handle(ev) {
       resumeToken = ev.resume_token;
       $("session-id").textContent = ev.session_id;
       $("stop").disabled = false;
-      setStatus("listening", "live");
+      $("compose").hidden = false;
+      setStatus(typing ? "ready" : "listening", "live");
       break;
     case "session.error":
       stats.errors.push(ev.code);
@@ -315,19 +320,33 @@ function handle(ev) {
 }
 
 // ------------------------------------------------------------------ controls
-async function start() {
-  $("start").disabled = true;
+async function start(withText) {
+  typing = withText === true;
+  $("start").disabled = $("start-text").disabled = true;
   ending = false;
   sessionId = null;
   resumeAttempt = 0;
   setStatus("connecting");
   try {
-    await startAudio();
+    if (typing) audioCtx = audioCtx || new AudioContext({ sampleRate: RATE }); // replies only
+    else await startAudio();
     const token = await fetchToken();
     openSocket(token, { type: "session.update", session: sessionConfig() });
   } catch (e) {
     fail(e.message || String(e));
   }
+}
+
+// A typed turn: the message enters the history as the user's, then a reply is asked for (§6.8).
+function send(event) {
+  event.preventDefault();
+  const text = $("message").value.trim();
+  if (!text || !ready) return;
+  ws.send(JSON.stringify({ type: "conversation.message", role: "user", content: text }));
+  ws.send(JSON.stringify({ type: "reply.create" }));
+  addMessage("user", text);
+  stats.typed.push(text);
+  $("message").value = "";
 }
 
 function stop() {
@@ -343,8 +362,9 @@ function cleanup() {
   micStream = null;
   if (micNode) micNode.disconnect();
   micNode = null;
-  $("start").disabled = false;
+  $("start").disabled = $("start-text").disabled = false;
   $("stop").disabled = true;
+  $("compose").hidden = true;
 }
 
 async function loadVoices() {
@@ -363,6 +383,8 @@ async function loadVoices() {
   }
 }
 
-$("start").addEventListener("click", start);
+$("start").addEventListener("click", () => start(false));
+$("start-text").addEventListener("click", () => start(true));
+$("compose").addEventListener("submit", send);
 $("stop").addEventListener("click", stop);
 loadVoices();
