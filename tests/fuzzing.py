@@ -296,7 +296,7 @@ FORMATS = st.sampled_from(
         {"encoding": "audio/pcma"},
         {"encoding": "audio/pcm", "sample_rate": 24000},
     ]
-)
+).map(dict)  # a fresh dict per draw: near-valid strategies mutate what they draw
 TOOL_NAMES = st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True)
 
 

@@ -8,6 +8,7 @@ says are valid get a 2xx.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ def check_response(resp: Any, valid: bool, what: str) -> None:
 @st.composite
 def agent_bodies(draw: st.DrawFn) -> tuple[Any, bool]:
     """(body, valid): a stored agent of §17.3, valid or with one thing wrong."""
-    session = draw(valid_session(first=True))
+    session = copy.deepcopy(draw(valid_session(first=True)))  # mutated below
     body: dict[str, Any] = {
         "name": draw(st.text(min_size=1, max_size=256).filter(lambda t: t.strip() == t or True)),
         "system_prompt": draw(ODD_TEXT),
