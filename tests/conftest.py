@@ -32,3 +32,12 @@ def make_client(**settings: object) -> TestClient:
 def client(tmp_path: Path) -> Iterator[TestClient]:
     with make_client(data_dir=str(tmp_path)) as c:
         yield c
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Cases sent by the fuzz tests (``tests/fuzzing.py``), when any ran."""
+    from tests.fuzzing import CASES, PROFILE
+
+    if CASES.counts:
+        counts = ", ".join(f"{n} {name}" for name, n in sorted(CASES.counts.items()))
+        terminalreporter.write_line(f"fuzz ({PROFILE} profile): {counts}")

@@ -55,9 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     talk = sub.add_parser(
         "talk",
         help="talk to a server from the terminal (microphone or WAV files)",
-        description="Talk to a voice agent server. Exit codes: 0 ended normally, 1 session "
-        "or reply error from the server, 2 bad usage or input, 3 server unreachable or "
-        "connection lost, 4 no reply in time.",
+        description="Talk to a voice agent server. Exit codes: 0 ended normally, 1 the server "
+        "sent a session.error (refused or ended the session, or reported an error during it), "
+        "2 bad usage or input, 3 server unreachable or connection lost, 4 no reply in time, "
+        "5 a reply failed (reply.error).",
     )
     _talk_arguments(talk)
     models = sub.add_parser(

@@ -17,6 +17,7 @@ from vocalis.audio import read_wav
 from vocalis.client.talk import (
     EXIT_CONNECTION,
     EXIT_OK,
+    EXIT_REPLY_ERROR,
     EXIT_SESSION_ERROR,
     TalkOptions,
     UsageError,
@@ -115,6 +116,39 @@ async def test_talk_reports_session_errors_with_exit_1(server: LiveServer) -> No
     assert code == EXIT_SESSION_ERROR
     assert "Invalid voice 'nobody'" in err.getvalue()
     assert "[invalid_value]" in err.getvalue()
+
+
+async def test_talk_exits_5_when_a_reply_fails(server: LiveServer) -> None:
+    err = io.StringIO()
+    options = TalkOptions(url=server.ws_url, say=["fail 503"])  # the fake LLM fails with 503
+    code = await talk(options, out=io.StringIO(), err=err)
+    assert code == EXIT_REPLY_ERROR, err.getvalue()
+    assert "Agent error: LLM request failed: HTTP 503 (llm_error)" in err.getvalue()
+
+
+async def test_talk_exits_1_on_a_session_error_during_the_session(server: LiveServer) -> None:
+    err = io.StringIO()
+    too_long = "x" * 32_769  # conversation.message content over §7.6's limit: non-fatal
+    options = TalkOptions(url=server.ws_url, say=[too_long, "hello"])
+    code = await talk(options, out=io.StringIO(), err=err)
+    assert code == EXIT_SESSION_ERROR, err.getvalue()
+    assert "[invalid_value]" in err.getvalue()
+
+
+async def test_talk_tells_a_missing_credential_from_a_rejected_one(tmp_path: Path) -> None:
+    with live_server(tmp_path, api_keys=["the-key"]) as keyed:
+        for api_key, expected in (
+            (None, "No credential was sent and the server requires one"),
+            ("wrong-key", "The server rejected the credential"),
+        ):
+            err = io.StringIO()
+            options = TalkOptions(url=keyed.ws_url, api_key=api_key, say=["hi"])
+            code = await talk(options, out=io.StringIO(), err=err)
+            assert code == EXIT_SESSION_ERROR
+            assert expected in err.getvalue(), err.getvalue()
+            assert "[unauthorized]" in err.getvalue()
+        options = TalkOptions(url=keyed.ws_url, api_key="the-key", say=["hi"])
+        assert await talk(options, out=io.StringIO(), err=io.StringIO()) == EXIT_OK
 
 
 async def test_talk_reports_an_unreachable_server_with_exit_3(tmp_path: Path) -> None:

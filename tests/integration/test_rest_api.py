@@ -732,7 +732,7 @@ async def test_sessions_list_merges_live_and_stored(api: Api) -> None:
         await api.get("/v1/sessions?status=gone"),
         422,
         "validation_error",
-        "status: Input should be 'active', 'disconnected' or 'ended'",
+        "status: Input should be 'active', 'disconnected', 'completed' or 'ended'",
         "status",
     )
 

@@ -265,7 +265,7 @@ class VoiceAgentClient:
                 if kind == "session.error":
                     with contextlib.suppress(ConnectionClosed):
                         await ws.close()
-                    raise SessionError(event)
+                    raise SessionError(event, credential_sent=self.credential is not None)
                 if kind == "session.ready":
                     self._remember_ready(event)
                 await self._deliver(event)
@@ -295,7 +295,7 @@ class VoiceAgentClient:
                 if self._closing or self.ended is not None:
                     break
                 if self._fatal is not None:
-                    error = SessionError(self._fatal)
+                    error = SessionError(self._fatal, credential_sent=self.credential is not None)
                     break
                 code = ws.close_code
                 if not self.auto_resume or code in _FINAL_CLOSE_CODES:

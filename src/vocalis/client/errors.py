@@ -44,12 +44,25 @@ HINTS: Final[dict[str, str]] = {
 }
 
 
-def describe_error(event: dict[str, Any]) -> str:
-    """One sentence for a ``session.error`` event: what it means, then what the server said."""
+# The server answers a missing and a rejected credential alike (§3.4); the client knows which.
+NO_CREDENTIAL_HINT: Final = (
+    "No credential was sent and the server requires one: pass an API key (--api-key, or set "
+    "VOCALIS_API_KEY) or a temporary token (--token)"
+)
+
+
+def describe_error(event: dict[str, Any], *, credential_sent: bool = True) -> str:
+    """One sentence for a ``session.error`` event: what it means, then what the server said.
+
+    ``credential_sent``: whether the connection presented a credential; an ``unauthorized``
+    without one is explained as a missing credential rather than a rejected one.
+    """
     code = str(event.get("code") or "unknown")
     message = str(event.get("message") or "")
     param = event.get("param")
     hint = HINTS.get(code, f"The server reported error '{code}'")
+    if code == "unauthorized" and not credential_sent:
+        hint = NO_CREDENTIAL_HINT
     where = f" (field {param})" if param else ""
     said = f": {message}" if message else ""
     return f"{hint}{where}{said} [{code}]"
@@ -58,8 +71,9 @@ def describe_error(event: dict[str, Any]) -> str:
 class SessionError(Exception):
     """The server ended or refused the session with a ``session.error``."""
 
-    def __init__(self, event: dict[str, Any]) -> None:
-        super().__init__(describe_error(event))
+    def __init__(self, event: dict[str, Any], *, credential_sent: bool = True) -> None:
+        super().__init__(describe_error(event, credential_sent=credential_sent))
+        self.credential_sent = credential_sent
         self.event = event
         self.code: str = str(event.get("code") or "unknown")
         self.message: str = str(event.get("message") or "")

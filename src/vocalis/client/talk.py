@@ -6,10 +6,14 @@ printed. Connection notes and errors go to stderr.
 
 Exit codes:
   0  the session ended normally (reply count reached, input answered, Ctrl-C, server ended it)
-  1  the server refused or ended the session with an error (``session.error``)
+     and no error was reported on the way
+  1  the server sent a ``session.error``: it refused or ended the session (bad credential,
+     invalid setting, capacity…), or reported an error during it
   2  bad usage: arguments, unreadable input file, tools that cannot be loaded, no microphone
   3  the server could not be reached, or the connection dropped and could not be resumed
   4  no reply in time (``--timeout``), or the input produced no reply
+  5  a reply failed (``reply.error``: the LLM or the speech synthesis failed), and no
+     ``session.error`` came
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ EXIT_SESSION_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_CONNECTION: Final = 3
 EXIT_NO_REPLY: Final = 4
+EXIT_REPLY_ERROR: Final = 5
 
 IDLE_SECONDS: Final = 1.0  # quiet time after the last reply before a file session ends
 QUIET_SECONDS: Final = 0.3  # quiet time before the next --say message is sent
@@ -200,6 +205,8 @@ class Conversation:
         self.reply_open = False
         self.followups_due = 0  # tool results sent whose follow-up reply has not started
         self.ready_count = 0
+        self.session_errors = 0  # session.error events during the session (non-fatal ones)
+        self.reply_errors = 0  # reply.error events
         self._agent_text = ""
         self._tool_tasks: set[asyncio.Task[None]] = set()
 
@@ -225,6 +232,7 @@ class Conversation:
             self.display.note("Reconnected: the session was resumed")
 
     def _on_session_error(self, event: Event) -> None:
+        self.session_errors += 1
         self.display.note("Error: " + describe_error(event))
 
     def _on_session_ended(self, event: Event) -> None:
@@ -272,6 +280,7 @@ class Conversation:
             self.display.line(f"Agent: {text}{mark}")
 
     def _on_reply_error(self, event: Event) -> None:
+        self.reply_errors += 1
         self.display.note(f"Agent error: {event.get('message')} ({event.get('code')})")
 
     def _on_reply_done(self, event: Event) -> None:
@@ -376,7 +385,7 @@ async def talk(options: TalkOptions, out: TextIO | None = None, err: TextIO | No
         display.note(f"Error: {exc}")
         return EXIT_CONNECTION
     try:
-        return await _converse(options, client, conv, input_pcm, sd)
+        return _with_errors(await _converse(options, client, conv, input_pcm, sd), conv)
     finally:
         await client.end()
         if speaker is not None:
@@ -461,6 +470,17 @@ async def _converse(
         conv.display.note("No reply: the server detected no speech, or answered nothing")
         return EXIT_NO_REPLY
     return EXIT_OK
+
+
+def _with_errors(code: int, conv: Conversation) -> int:
+    """A session that otherwise went well still fails when the server reported an error."""
+    if code not in (EXIT_OK, EXIT_NO_REPLY):
+        return code
+    if conv.session_errors:
+        return EXIT_SESSION_ERROR
+    if conv.reply_errors:
+        return EXIT_REPLY_ERROR
+    return code
 
 
 def _closed_code(task: asyncio.Task[Any], conv: Conversation) -> int:

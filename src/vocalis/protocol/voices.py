@@ -35,6 +35,12 @@ DEFAULT_CATALOG: tuple[CatalogVoice, ...] = tuple(
         "en",
         "English",
     )
+    # withdrawn from the hosted catalog in June 2026, still accepted (§18.1)
+    + _group(
+        "sam, mia, jack, sophie, oliver, ethan, mei, lukas, lena, mina, joon, ren, hana",
+        "en",
+        "English (withdrawn from the hosted catalog)",
+    )
     + _group("pierre, estelle", "fr", "French")
     + _group("giulia, luca, giovanni", "it", "Italian")
     + _group("lucia, mateo, lola", "es", "Spanish")

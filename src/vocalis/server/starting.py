@@ -1,8 +1,8 @@
 """A socket that arrives while the server is still loading its models.
 
 Such a client used to be accepted and then left in silence until the models loaded, or forever
-if they never did. It now waits a short while and, if the server is still not ready, gets a
-``session.error`` and a close it can act on.
+if they never did. It now waits a short while, or until its first message, and, if the server
+is still not ready then, gets a ``session.error`` and a close it can act on.
 
 Code choice: the contract (§16.1) has no "starting" code; ``at_capacity`` (close 1013, "try
 again later") is the one that means *this server cannot take a session now, retry*, and it is
@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 
+from starlette.types import Message
 from starlette.websockets import WebSocket
 
 from vocalis import metrics
@@ -25,18 +26,34 @@ from vocalis.protocol.server_events import session_error
 from vocalis.server.state import AppState
 
 
-async def wait_until_ready(state: AppState) -> bool:
-    """Whether the server became ready within ``legacy_ready_timeout_seconds`` (3 s).
+async def wait_until_ready(state: AppState, websocket: WebSocket) -> tuple[bool, Message | None]:
+    """Whether the server is ready to serve this socket, and the first client message if one
+    was read while waiting (to be handled as usual when the server is ready).
 
-    That bound is the one after which the contract already lets the server speak first (the
-    legacy ``session.ready``), so answering a still-loading server's socket then stays within
-    the rule "nothing before the first client message" as far as clients can tell.
+    A still-loading server waits at most ``legacy_ready_timeout_seconds`` (3 s): that bound is
+    the one after which the contract already lets the server speak first (the legacy
+    ``session.ready``), so answering then stays within the rule "nothing before the first client
+    message" as far as clients can tell. It answers earlier when the client speaks first: a
+    client that sends ``session.update`` at once learns at once that it must retry.
     """
     if state.ready.is_set():
-        return True
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(state.ready.wait(), state.settings.legacy_ready_timeout_seconds)
-    return bool(state.ready.is_set())
+        return True, None
+    ready = asyncio.create_task(state.ready.wait())
+    first = asyncio.create_task(websocket.receive())
+    try:
+        await asyncio.wait(
+            {ready, first},
+            timeout=state.settings.legacy_ready_timeout_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        ready.cancel()
+        if not first.done():
+            first.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await first
+    message = first.result() if first.done() and not first.cancelled() else None
+    return bool(state.ready.is_set()), message
 
 
 async def refuse_while_starting(websocket: WebSocket, state: AppState) -> None:

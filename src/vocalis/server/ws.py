@@ -35,6 +35,7 @@ import json
 import logging
 import math
 
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from vocalis.protocol import errors
@@ -156,8 +157,10 @@ class WebSocketTransport:
 async def voice_agent_socket(websocket: WebSocket) -> None:
     state = app_state(websocket.app)
     await websocket.accept()
-    if not await wait_until_ready(state):
-        await refuse_while_starting(websocket, state)
+    ready, first = await wait_until_ready(state, websocket)
+    if not ready:
+        if first is None or first["type"] != "websocket.disconnect":
+            await refuse_while_starting(websocket, state)
         return
     assert state.manager is not None  # set before ready
     transport = WebSocketTransport(Outbox.for_settings(state.settings))
@@ -169,7 +172,7 @@ async def voice_agent_socket(websocket: WebSocket) -> None:
     try:
         if conn.authenticate():
             timers = asyncio.create_task(conn.first_message_timeout())
-            await _read(websocket, conn, writer)
+            await _read(websocket, conn, writer, first)
         if transport.state is TransportState.OVERFLOWED:
             conn.on_disconnect()  # detach now, not after the close below has had its time
             await asyncio.wait_for(
@@ -189,14 +192,20 @@ async def voice_agent_socket(websocket: WebSocket) -> None:
                 task.cancel()
 
 
-async def _read(websocket: WebSocket, conn: Connection, writer: asyncio.Task[None]) -> None:
+async def _read(
+    websocket: WebSocket, conn: Connection, writer: asyncio.Task[None], first: Message | None
+) -> None:
+    """Feed the client's frames to ``conn``, starting with ``first`` when one was read already."""
     while not writer.done() and not conn.closed:
-        receive = asyncio.create_task(websocket.receive())
-        done, _ = await asyncio.wait({receive, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if receive not in done:
-            receive.cancel()
-            return
-        message = receive.result()
+        if first is not None:
+            message, first = first, None
+        else:
+            receive = asyncio.create_task(websocket.receive())
+            done, _ = await asyncio.wait({receive, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                return
+            message = receive.result()
         if message["type"] == "websocket.disconnect":
             conn.on_disconnect()
             return

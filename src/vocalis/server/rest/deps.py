@@ -95,7 +95,7 @@ async def json_body(request: Request) -> Any:
         return MISSING
     try:
         return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting beyond the parser's depth
         raise errors.invalid_json() from None
 
 

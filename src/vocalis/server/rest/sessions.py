@@ -61,14 +61,15 @@ def _signed_url(request: Request, session_id: str, artifact_type: str) -> str:
 @router.get("/v1/sessions")
 async def list_sessions(
     request: Request,
-    status: Literal["active", "disconnected", "ended"] | None = None,
+    # §17.4: `completed` as the hosted service names it, `ended` accepted as an alias
+    status: Literal["active", "disconnected", "completed", "ended"] | None = None,
     agent_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     page = await storage_of(request).sessions.page(
         live=live_records(request),
-        status=status,
+        status="ended" if status == "completed" else status,
         agent_id=agent_id,
         limit=limit,
         cursor=cursor,
