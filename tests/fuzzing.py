@@ -285,8 +285,10 @@ def shape_ok(data: dict[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------ session objects
-# Text sides (§6.8, `{"type":"text"}`) are not implemented yet: the server answers
-# `'input.type' must be one of: audio`. Valid sessions draw them once this is True.
+# Text sides (§6.8, `{"type":"text"}`) take no other field, and frames are drawn without knowing
+# the session's first update, so a later valid `input`/`output` would be invalid for a text
+# session: valid sessions do not draw text sides (tests/integration/test_ws_text_sessions.py
+# covers them; near-valid ones still draw unknown types).
 TEXT_SESSIONS = False
 VOICE_IDS = ("ivy", "james", "alba", "claire", "mia", "pierre", "dmitri")
 FORMATS = st.sampled_from(
