@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     # How often this server tells the database it is alive; after 3 missed beats other servers
     # end its sessions.
     node_heartbeat_seconds: float = Field(default=10, gt=0)
+    # Redis shared by the nodes of a cluster (redis://host:6379/0): temporary tokens, resume
+    # tokens and session checkpoints live there, so a session resumes on any node. None = alone.
+    redis_url: str | None = None
+    # On SIGTERM a cluster node lets replies in progress finish for at most this long, then hands
+    # its sessions to the other nodes (close 1012). Alone, a node ends its sessions at once.
+    drain_seconds: float = Field(default=20, ge=0)
 
     # External OpenAI-compatible servers (providers/external): a stage whose *_base_url is set
     # uses that server instead of the embedded/fake one. Base URLs include the /v1 part.

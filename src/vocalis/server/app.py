@@ -21,6 +21,7 @@ from vocalis.server.ws import voice_agent_socket
 from vocalis.session.clock import Clock, RealClock
 from vocalis.session.hooks import SessionDeps
 from vocalis.session.manager import SessionManager
+from vocalis.session.shared import SharedState
 from vocalis.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def create_app(
                 storage = await asyncio.wait_for(asyncio.shield(opening), timeout=30)
             if storage is not None:
                 await storage.aclose()
+            if state.shared is not None:
+                await state.shared.aclose()
             if state.providers is not None:
                 await state.providers.aclose()
 
@@ -70,6 +73,9 @@ async def _start(
     try:
         storage = await asyncio.shield(opening)  # REST works while models load
         state.storage = storage
+        if state.settings.redis_url:
+            state.shared = await _connect_shared(state.settings, storage)
+            state.tokens.shared = state.shared
         state.providers = metrics.timed(providers or await build_providers(state.settings))
         state.manager = SessionManager(
             SessionDeps(
@@ -80,6 +86,7 @@ async def _start(
                 http_runner=getattr(storage, "http_tool_runner", None),
                 agent_lookup=getattr(storage, "agent_lookup", None),
                 llm_factory=_llm_factory(),
+                shared=state.shared,
             )
         )
         state.status = "ok"
@@ -97,6 +104,30 @@ def startup_failure(exc: BaseException) -> str:
     if type(exc).__name__ == "MissingModelError" and "models prepare" not in text:
         text += f"; run `{vocalis_command()} models prepare` (or `make setup`) to install them"
     return text
+
+
+async def _connect_shared(settings: Settings, storage: Any) -> SharedState:
+    """The cluster's Redis store, under the same node id as the storage's session rows."""
+    from vocalis.storage.nodes import new_node_id
+    from vocalis.storage.redis_state import RedisState
+
+    node = getattr(storage, "node", None)
+    node_id = getattr(node, "node_id", None) or settings.node_id or new_node_id()
+    days = settings.session_retention_days
+    key = None
+    if settings.secret_key:
+        from vocalis.storage.crypto import fernet_key
+
+        key = fernet_key(settings.secret_key)
+    assert settings.redis_url is not None
+    shared = await RedisState.connect(
+        settings.redis_url,
+        node_id,
+        resume_token_ttl_seconds=days * 86400 if days > 0 else None,
+        fernet_key=key,
+    )
+    log.info("cluster state on Redis (node %s)", node_id)
+    return shared
 
 
 async def _open_storage(settings: Settings) -> Any:

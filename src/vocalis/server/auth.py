@@ -53,7 +53,7 @@ def is_api_key(value: str | None, keys: Iterable[str]) -> bool:
     return found
 
 
-def websocket_credential(
+async def websocket_credential(
     value: str | None, settings: Settings, tokens: TokenStore, manager: SessionManager
 ) -> Credential | None:
     """Classify a WebSocket credential; ``None`` means ``unauthorized`` (§3.4).
@@ -63,10 +63,10 @@ def websocket_credential(
     if value:
         if is_api_key(value, settings.api_keys):
             return Credential("api_key")
-        cap = tokens.redeem(value)
+        cap = await tokens.take(value)
         if cap is not None:
             return Credential("temporary", max_session_duration_seconds=cap)
-        session_id = manager.session_for_resume_token(value)
+        session_id = await manager.lookup_resume_token(value)
         if session_id is not None:
             return Credential("resume", session_id=session_id, token=value)
     if settings.open_mode:

@@ -100,9 +100,7 @@ async def browser_token(request: Request) -> JSONResponse:
             "VOCALIS_BROWSER_TOKENS=true, or mint a token with an API key (POST /v1/tokens)",
         )
     cap = min(BROWSER_SESSION_SECONDS, settings.default_max_session_duration_seconds)
-    token, _ = state.tokens.mint(
-        expires_in_seconds=BROWSER_TOKEN_EXPIRES_SECONDS, max_session_duration_seconds=cap
-    )
+    token, _ = await state.tokens.issue(BROWSER_TOKEN_EXPIRES_SECONDS, cap)
     return JSONResponse(
         {
             "token": token,

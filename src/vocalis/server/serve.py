@@ -18,7 +18,9 @@ log = logging.getLogger("vocalis")
 
 
 class _Server(uvicorn.Server):
-    """Ends every session with ``session.ended`` and close 1001 before sockets are closed."""
+    """Ends every session with ``session.ended`` and close 1001 before sockets are closed; a
+    cluster node drains instead (``SessionManager.drain``): /healthz says ``draining`` so the
+    balancer stops routing to it, replies finish, and its sessions move to other nodes (1012)."""
 
     def __init__(self, config: uvicorn.Config, state: AppState) -> None:
         super().__init__(config)
@@ -35,6 +37,8 @@ class _Server(uvicorn.Server):
         self.vocalis.status = "draining"
         manager = self.vocalis.manager
         if manager is not None:
+            if manager.cluster is not None:
+                await manager.drain(self.vocalis.settings.drain_seconds)
             await manager.shutdown()
             await asyncio.sleep(0.2)  # let the writers flush session.ended
         await super().shutdown(sockets=sockets)

@@ -20,6 +20,7 @@ from vocalis.session.manager import SessionManager
 from vocalis.settings import Settings
 
 if TYPE_CHECKING:
+    from vocalis.session.shared import SharedState
     from vocalis.storage import Storage
 
 
@@ -37,6 +38,7 @@ class AppState:
     manager: SessionManager | None = None
     providers: ProviderSet | None = None
     storage: Storage | None = None
+    shared: SharedState | None = None  # the cluster's store (redis_url), else None
     status: Literal["starting", "ok", "draining"] = "starting"
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     # Why start-up failed (models or storage); the server then stops instead of serving 503s.

@@ -165,7 +165,7 @@ async def voice_agent_socket(websocket: WebSocket) -> None:
     assert state.manager is not None  # set before ready
     transport = WebSocketTransport(Outbox.for_settings(state.settings))
     raw = presented_credential(websocket.headers, websocket.query_params)
-    credential = websocket_credential(raw, state.settings, state.tokens, state.manager)
+    credential = await websocket_credential(raw, state.settings, state.tokens, state.manager)
     conn = Connection(state.manager, transport, credential, state.clock)
     writer = transport.start(websocket)
     timers: asyncio.Task[None] | None = None

@@ -102,6 +102,10 @@ class Session:
         self._grace_task: asyncio.Task[None] | None = None
         self._last_activity = self.clock.now()
         self._config_changes: list[dict[str, Any]] = []
+        # Timeline turns and config changes from the nodes this session ran on before (§14 across
+        # nodes, see checkpoint.py); empty for a session that never moved.
+        self.prior_turns: list[dict[str, Any]] = []
+        self.prior_config_changes: list[dict[str, Any]] = []
 
         self.history = History()
         self._recording = StereoRecording() if self.settings.recording else None
@@ -188,6 +192,16 @@ class Session:
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.close(errors.CLOSE_GOING_AWAY)
+
+    def hand_off(self, close_code: int) -> None:
+        """Another node is taking this session (a resume there, or this node draining): detach as
+        after an unclean disconnect (§14.1), then close the socket with ``close_code`` and no
+        further events, so the state to hand over is the one a resume would find."""
+        transport = self._transport
+        if transport is None:
+            return
+        self.detach()
+        transport.close(close_code)
 
     def detach(self) -> None:
         """Unclean disconnect (§14.1): keep the session for the grace window."""
@@ -575,4 +589,7 @@ class Session:
         facts = SessionFacts(
             self.id, self.created_wall, self.created_mono, self.close_reason, self.ended_wall
         )
-        return build_timeline(facts, self.replies.closed_records, self._config_changes)
+        timeline = build_timeline(facts, self.replies.closed_records, self._config_changes)
+        timeline["turns"] = self.prior_turns + timeline["turns"]
+        timeline["config_changes"] = self.prior_config_changes + timeline["config_changes"]
+        return timeline

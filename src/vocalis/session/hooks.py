@@ -14,6 +14,7 @@ from vocalis.protocol.config import CustomLLM
 if TYPE_CHECKING:
     from vocalis.providers.base import LLM, ProviderSet
     from vocalis.session.clock import Clock
+    from vocalis.session.shared import SharedState
     from vocalis.settings import Settings
 
 
@@ -97,3 +98,5 @@ class SessionDeps:
     http_runner: HttpToolRunner | None = None
     agent_lookup: AgentLookup | None = None
     llm_factory: Callable[[CustomLLM], LLM] | None = None
+    # State shared with other nodes (Redis); None = this server runs alone, all in-process.
+    shared: SharedState | None = None

@@ -3,6 +3,11 @@
 A session outlives its connection (resume), so its task belongs to the manager, not to the socket.
 Resume tokens of ended sessions stay known while their record is kept, so a late resume fails with
 ``session_not_found`` rather than ``unauthorized`` (§3.4).
+
+With shared state (``SessionDeps.shared``, Redis) the node is one of several: sessions are
+checkpointed, a resume may restore a session another node ran, and a session resumed elsewhere
+is let go of here without ending it (``session/cluster.py``). A session let go of is *moved*: its
+end is neither counted nor recorded, since it goes on elsewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from dataclasses import replace
 from vocalis import ids, metrics
 from vocalis.protocol import errors
 from vocalis.protocol.config import SessionConfig
-from vocalis.providers.base import ProviderSet
+from vocalis.providers.base import LLM, ProviderSet
+from vocalis.session import checkpoint as cp
+from vocalis.session.cluster import CLOSE_SERVICE_RESTART, Cluster
 from vocalis.session.engine import Session
 from vocalis.session.hooks import AgentLookup, Credential, SessionDeps, SessionRecord
 from vocalis.session.lifecycle import State, Transport
@@ -34,6 +41,12 @@ class SessionManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, str] = {}  # resume token -> session id (live and ended)
         self._ended: OrderedDict[str, None] = OrderedDict()
+        self._moved: set[str] = set()  # let go of to another node: not ended, not recorded
+        self.draining = False
+        self.cluster: Cluster | None = None
+        if deps.shared is not None:
+            self.cluster = Cluster(deps.shared, deps.settings, deps.clock)
+            deps.shared.on_release(self.release)
 
     @property
     def agent_lookup(self) -> AgentLookup | None:
@@ -61,7 +74,16 @@ class SessionManager:
     def session_for_resume_token(self, token: str) -> str | None:
         return self._tokens.get(token)
 
+    async def lookup_resume_token(self, token: str) -> str | None:
+        """The session of a resume token, known here or, in a cluster, to any node."""
+        found = self._tokens.get(token)
+        if found is None and self.deps.shared is not None:
+            found = await self.deps.shared.session_for_resume_token(token)
+        return found
+
     def at_capacity(self) -> bool:
+        if self.draining:
+            return True
         limit = self.settings.max_sessions
         return limit > 0 and len(self._live) >= limit
 
@@ -85,27 +107,36 @@ class SessionManager:
         cap = float(self.settings.default_max_session_duration_seconds)
         if credential.max_session_duration_seconds is not None:
             cap = min(cap, float(credential.max_session_duration_seconds))
-        llm = None
-        factory = self.deps.llm_factory
-        if config.llm and factory is not None:
-            llm = metrics.timed_llm(factory(config.llm[0]), "external")
         resume_token = ids.opaque_token()
         session = Session(
             config=config,
             deps=self.deps,
             cap_seconds=cap,
             resume_token=resume_token,
-            llm=llm,
+            llm=self._llm_for(config),
             legacy=legacy,
         )
+        if self.deps.shared is not None:
+            await self.deps.shared.remember_resume_token(resume_token, session.id)
+        await self._start(session)
+        session.attach(transport, resumed=False, send_updated=not legacy)
+        return session
+
+    def _llm_for(self, config: SessionConfig) -> LLM | None:
+        factory = self.deps.llm_factory
+        if config.llm and factory is not None:
+            return metrics.timed_llm(factory(config.llm[0]), "external")
+        return None
+
+    async def _start(self, session: Session) -> None:
         self._live[session.id] = session
-        self._tokens[resume_token] = session.id
+        self._tokens[session.resume_token] = session.id
         metrics.session_started()
         metrics.set_sessions_active(len(self._live))
         self._tasks[session.id] = asyncio.create_task(self._run(session))
         await session.started()
-        session.attach(transport, resumed=False, send_updated=not legacy)
-        return session
+        if self.cluster is not None:
+            session.spawn(self.cluster.keep(session, self._lost))
 
     async def _run(self, session: Session) -> None:
         try:
@@ -113,23 +144,35 @@ class SessionManager:
         finally:
             self._live.pop(session.id, None)
             self._tasks.pop(session.id, None)
-            metrics.session_ended(session.close_reason or "error")
-            metrics.set_sessions_active(len(self._live))
-            self._ended[session.id] = None
-            while len(self._ended) > MAX_ENDED_REMEMBERED:
-                old, _ = self._ended.popitem(last=False)
-                self._tokens = {t: s for t, s in self._tokens.items() if s != old}
-            if self.deps.recorder is not None:
-                try:
-                    await self.deps.recorder.session_ended(session.record())
-                except Exception:
-                    log.exception("could not record the end of session %s", session.id)
+            moved = session.id in self._moved
+            self._moved.discard(session.id)
+            if moved:
+                metrics.set_sessions_active(len(self._live))
+            else:
+                await self._ended_here(session)
+
+    async def _ended_here(self, session: Session) -> None:
+        """Bookkeeping of a session that ended on this node (not one moved elsewhere)."""
+        await self._forget(session)
+        metrics.session_ended(session.close_reason or "error")
+        metrics.set_sessions_active(len(self._live))
+        self._ended[session.id] = None
+        while len(self._ended) > MAX_ENDED_REMEMBERED:
+            old, _ = self._ended.popitem(last=False)
+            self._tokens = {t: s for t, s in self._tokens.items() if s != old}
+        if self.deps.recorder is not None:
+            try:
+                await self.deps.recorder.session_ended(session.record())
+            except Exception:
+                log.exception("could not record the end of session %s", session.id)
 
     async def resume(
         self, session_id: str, credential: Credential, transport: Transport
     ) -> Session:
         """§14.2: checks in order, then attach (taking over an older connection)."""
         session = self._live.get(session_id)
+        if session is None and self.cluster is not None:
+            return await self._resume_elsewhere(session_id, credential, transport)
         if session is None or session.state is State.ENDED:
             raise errors.session_not_found()
         if credential.kind == "resume" and credential.session_id != session_id:
@@ -138,6 +181,95 @@ class SessionManager:
             session.take_over()
         session.attach(transport, resumed=True)
         return session
+
+    # ------------------------------------------------------------------ cluster (cluster.py)
+    async def _resume_elsewhere(
+        self, session_id: str, credential: Credential, transport: Transport
+    ) -> Session:
+        """§14.2 for a session this node does not run: restore it from its checkpoint."""
+        shared = self.deps.shared
+        assert self.cluster is not None and shared is not None
+        if self.draining:
+            raise errors.at_capacity()  # 1013: try again, the balancer sends it elsewhere
+        if await shared.load_checkpoint(session_id) is None:
+            raise errors.session_not_found()
+        if credential.kind == "resume" and credential.session_id != session_id:
+            raise errors.session_forbidden()
+        checkpoint = await self.cluster.take(session_id)
+        if checkpoint is None:
+            raise errors.session_not_found()
+        session = self._live.get(session_id)  # resumed here meanwhile by a racing connection
+        if session is None:
+            session = Session(
+                config=checkpoint.config,
+                deps=self.deps,
+                cap_seconds=checkpoint.cap_seconds,
+                resume_token=checkpoint.resume_token,
+                llm=self._llm_for(checkpoint.config),
+            )
+            cp.restore_into(session, checkpoint)
+            await self._start(session)
+            cp.revive_calls(session)
+            log.info("session %s restored from node %s", session_id, checkpoint.node_id)
+        elif session.attached:
+            session.take_over()
+        session.attach(transport, resumed=True)
+        return session
+
+    async def release(self, session_id: str) -> None:
+        """Another node resumes ``session_id``: write its last checkpoint and let go of it; the
+        old socket, if still open, is closed 1001 (§14.2)."""
+        session = self._live.get(session_id)
+        if session is None or self.cluster is None or session.state is State.ENDED:
+            return
+        session.hand_off(errors.CLOSE_GOING_AWAY)
+        try:
+            await self.cluster.save(session)
+        finally:
+            self._let_go(session)
+
+    def _lost(self, session: Session) -> None:
+        """A checkpoint write found another owner (a release request was missed): let go."""
+        log.info("session %s is now owned by another node", session.id)
+        session.take_over()
+        self._let_go(session)
+
+    def _let_go(self, session: Session) -> None:
+        self._moved.add(session.id)
+        session.end("moved")
+
+    async def _forget(self, session: Session) -> None:
+        if self.deps.shared is None:
+            return
+        try:
+            await self.deps.shared.forget(session.id)
+        except Exception:
+            log.warning("could not drop the checkpoint of %s", session.id, exc_info=True)
+
+    async def drain(self, seconds: float) -> None:
+        """Zero-drop shutdown of a cluster node: admit nothing more, let replies in progress
+        finish (at most ``seconds``), then checkpoint every session and close its socket with
+        1012 so that its client resumes on another node."""
+        assert self.cluster is not None
+        self.draining = True
+        deadline = self.clock.now() + seconds
+        while self.clock.now() < deadline and any(
+            s.replies.current is not None for s in self._live.values()
+        ):
+            await self.clock.sleep(0.05)
+        for session in list(self._live.values()):
+            if session.state is State.ENDED:
+                continue
+            session.hand_off(CLOSE_SERVICE_RESTART)
+            try:
+                await self.cluster.save(session)
+            except Exception:
+                log.exception("could not checkpoint session %s while draining", session.id)
+            self._let_go(session)
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        log.info("drained: sessions handed to other nodes")
 
     async def shutdown(self) -> None:
         """Server shutdown: every session ends with ``server_shutdown`` and close 1001."""

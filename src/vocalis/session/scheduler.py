@@ -102,6 +102,18 @@ class ReplyScheduler:
     def tools_allowed(self) -> bool:
         return self.tool_rounds < MAX_TOOL_ROUNDS
 
+    def queued_plans(self) -> list[ReplyPlan]:
+        """The replies waiting, in order (for a checkpoint)."""
+        return list(self._queue)
+
+    def restore_carrier(self, reply: Reply, started_wall: float) -> None:
+        """A reply that ran on another node and whose tool calls are still pending: known
+        again, so their results make the one follow-up of §13.2 (its turn is already in the
+        timeline, so it is not added to ``closed_records``)."""
+        assert reply.reply_id is not None
+        record = ReplyRecord(reply, started_wall, status="completed")
+        self._records[reply.reply_id] = record
+
     # ------------------------------------------------------------------ queue
     def enqueue(self, plan: ReplyPlan) -> None:
         self._queue.append(plan)

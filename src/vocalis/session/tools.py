@@ -111,6 +111,18 @@ class ToolDesk:
         if tool.http is not None:
             self._spawn(self._run_http_tool(record, tool))
 
+    def adopt(self, record: ToolCallRecord) -> None:
+        """A pending call restored from another node's checkpoint: its timeout keeps running
+        from the original dispatch (§13.6), and an HTTP tool is run again here, because the
+        node that ran it is gone (at-least-once, like any retried HTTP request)."""
+        self._calls[record.call_id] = record
+        tool = self._config().tool(record.name)
+        timeout = tool.timeout_seconds if tool is not None else 0.0
+        remaining = max(0.0, record.dispatched_at + timeout - self._clock.wall())
+        self._timers[record.call_id] = self._spawn(self._timeout(record, remaining))
+        if tool is not None and tool.http is not None:
+            self._spawn(self._run_http_tool(record, tool))
+
     def transition_phrase(self, tool_name: str) -> str | None:
         """What an ``interactive`` call may have the agent say when it said nothing yet (§13.5)."""
         tool = self._config().tool(tool_name)

@@ -47,7 +47,7 @@ async def get_token(
     max_session_duration_seconds: Annotated[int | None, Query(ge=60)] = None,
 ) -> dict[str, Any]:
     cap = _session_cap(request, max_session_duration_seconds)
-    token, _ = app_state(request.app).tokens.mint(expires_in_seconds, cap)
+    token, _ = await app_state(request.app).tokens.issue(expires_in_seconds, cap)
     return {"token": token, "expires_in_seconds": expires_in_seconds}
 
 
@@ -69,5 +69,5 @@ async def post_tokens(request: Request, body: JsonBody) -> dict[str, Any]:
     except ValidationError as exc:
         raise InvalidInput(problems_from_pydantic(exc.errors())) from None
     cap = _session_cap(request, req.max_session_duration_seconds)
-    token, expires_at = app_state(request.app).tokens.mint(req.expires_in_seconds, cap)
+    token, expires_at = await app_state(request.app).tokens.issue(req.expires_in_seconds, cap)
     return {"token": token, "expires_at": iso_from_seconds(expires_at)}
