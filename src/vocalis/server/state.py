@@ -20,6 +20,7 @@ from vocalis.session.manager import SessionManager
 from vocalis.settings import Settings
 
 if TYPE_CHECKING:
+    from vocalis.server.webhooks import WebhookDispatcher
     from vocalis.storage import Storage
 
 
@@ -37,6 +38,7 @@ class AppState:
     manager: SessionManager | None = None
     providers: ProviderSet | None = None
     storage: Storage | None = None
+    webhooks: WebhookDispatcher | None = None  # §19 deliveries, once storage is open
     status: Literal["starting", "ok", "draining"] = "starting"
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     # Why start-up failed (models or storage); the server then stops instead of serving 503s.
