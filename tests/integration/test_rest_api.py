@@ -849,6 +849,10 @@ async def test_openapi_lists_the_contract_routes(api: Api) -> None:
         "/v1/sessions": {"get"},
         "/v1/sessions/{session_id}": {"get", "delete"},
         "/v1/voices": {"get"},
+        "/v1/webhook-subscriptions": {"get", "post"},
+        "/v1/webhook-subscriptions/{subscription_id}": {"get", "patch", "delete"},
+        "/v1/sessions/{session_id}/webhook-deliveries": {"get"},
+        "/v1/sessions/{session_id}/webhook-deliveries/latest": {"get"},
     }
     for path, methods in expected.items():
         assert set(paths[path]) == methods, path
