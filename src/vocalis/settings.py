@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     # REST and storage (§17).
     database_url: str | None = None  # None = SQLite file in data_dir; or postgresql+asyncpg://...
     secret_key: str | None = None  # Fernet key for secrets at rest; None = data_dir/secret.key
-    # Hosts HTTP tools may call (exact host names, "*.example.com" for subdomains); empty = none.
+    # Hosts HTTP tools may call and webhooks (§19) may be sent to (exact host names,
+    # "*.example.com" for subdomains); empty = none.
     http_tool_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     http_tool_max_response_bytes: int = 8192  # HTTP tool result cap (§13.7)
     rest_max_body_bytes: int = 1_048_576  # larger REST bodies get 413 (§17.1)

@@ -73,16 +73,21 @@ async def _session_through_shutdown(
 
 
 async def _connect(port: int) -> websockets.ClientConnection:
-    """A socket to a server process that may still be starting."""
-    url = f"ws://127.0.0.1:{port}/v1/ws"
+    """A socket to a server process that may still be starting: wait for ``/healthz`` to say
+    ``ok`` first, as a load balancer would (a socket opened while the server loads is refused
+    with ``at_capacity``, 1013, once it speaks)."""
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            return await websockets.connect(url)
-        except OSError:
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
             if time.monotonic() > deadline:
-                raise
+                raise TimeoutError(f"the server on port {port} never became healthy")
             await asyncio.sleep(0.2)
+    return await websockets.connect(f"ws://127.0.0.1:{port}/v1/ws")
 
 
 def test_missing_models_stop_the_server_with_the_fix(tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ def _wait_ended(http: str, session_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while True:
         record: dict[str, Any] = httpx.get(f"{http}/v1/sessions/{session_id}").json()
-        if record.get("status") == "ended" and record.get("artifacts"):
+        if record.get("status") == "completed" and record.get("artifacts"):
             return record
         assert time.monotonic() < deadline, record
         time.sleep(0.1)

@@ -13,13 +13,14 @@ import pytest
 from tests.harness import pcm16_b64, silence, tone
 from tests.integration.conftest import MakeServer, WsClient, WsServer
 
-# §18.1, every generation of the hosted catalog, the voices withdrawn in June 2026 included
+# §18.1, every generation of the hosted catalog
 CATALOG_ROWS = (
     "ivy james tyler winter bella david kyle helen martha river emma victor eleanor",
     "alba eve george jane jean mary michael iris reid anna charles paul vera",
     "josh dylan dawn summer andy zoe alexis pete brian diana grace kai claire nathan audrey",
     "melissa will pierre estelle giulia luca giovanni lucia mateo lola diego rafael juergen",
     "arjun dmitri",
+    # withdrawn in June 2026, still accepted
     "sam mia jack sophie oliver ethan mei lukas lena mina joon ren hana",
 )
 CATALOG = [voice for row in CATALOG_ROWS for voice in row.split()]

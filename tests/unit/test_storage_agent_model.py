@@ -42,6 +42,7 @@ def test_record_round_trips_through_request_view() -> None:
         == {
             "headers": {doc.public["tools"][0]["id"]: {"K": "v"}},
             "llm_api_key": "key",
+            "pre_connect_requests": [],
         }
     )
     record = again.record("agent_" + "0" * 32, 1_000, 2_000, RULES)
@@ -103,3 +104,20 @@ def test_cursor_round_trip_and_garbage() -> None:
     for bad in ["%%%", "bm90IGpzb24", cursor.encode(1, "x")[:-3], "WyJhIiwxXQ"]:
         with pytest.raises(InvalidInput):
             cursor.decode(bad)
+
+
+def test_pre_connect_header_values_are_kept_secret_and_survive_a_round_trip() -> None:
+    item = {"http": {"url": "https://x.io", "headers": [{"name": "Auth", "value": "s3cret"}]}}
+    doc = build_agent(body(pre_connect_requests=[item]), None, RULES, 1_000)
+    assert "s3cret" not in repr(doc.public)
+    assert doc.record("agent_x", 1, 1, RULES)["pre_connect_requests"][0]["http"]["headers"] == [
+        {"name": "Auth"}
+    ]
+    # GET then PUT of the record (names only) keeps the value; the session still gets it.
+    again = build_agent(doc.request_view(), doc, RULES, 2_000)
+    session = again.session_object(with_secrets=True)
+    assert session["pre_connect_requests"][0]["http"]["headers"] == [
+        {"name": "Auth", "value": "s3cret"}
+    ]
+    replaced = build_agent({"pre_connect_requests": []}, again, RULES, 3_000)
+    assert replaced.secrets["pre_connect_requests"] == []

@@ -28,10 +28,10 @@ async def test_sqlite_runs_wal_with_full_sync_and_migrates_once(tmp_path: Path) 
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
             assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
             assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
-        assert await migrate(storage.engine) == 2
+        assert await migrate(storage.engine) == 3
         async with storage.engine.connect() as conn:
             rows = (await conn.execute(text("SELECT version FROM vocalis_schema"))).all()
-        assert [tuple(r) for r in rows] == [(2,)]
+        assert [tuple(r) for r in rows] == [(3,)]
     finally:
         await storage.aclose()
     assert (tmp_path / "vocalis.db").exists()

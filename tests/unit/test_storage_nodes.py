@@ -111,6 +111,6 @@ async def test_a_version_1_file_is_migrated_and_its_unowned_rows_end(tmp_path: P
             ).scalar()
             version = (await conn.execute(text("SELECT version FROM vocalis_schema"))).scalar()
         assert owner == storage.node.node_id
-        assert version == 2
+        assert version == 3
     finally:
         await storage.aclose()

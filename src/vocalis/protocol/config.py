@@ -336,7 +336,7 @@ class SessionConfig:
             },
             "tools": [t.echo() for t in self.all_tools],
             "llm": [m.echo() for m in self.llm],
-            "pre_connect_requests": list(self.pre_connect_requests),
+            "pre_connect_requests": [pre_connect_echo(p) for p in self.pre_connect_requests],
         }
         if self.webhook is not None:
             out["webhook"] = {
@@ -739,6 +739,32 @@ def _validate_pre_connect(items: list[Any]) -> tuple[Any, ...]:
                 f"pre_connect_requests[{i}].timeout_ms", "a number at most 800"
             )
     return tuple(items)
+
+
+def pre_connect_echo(item: Any) -> Any:
+    """A pre-connect request as echoed (§6.1): ``http.headers`` reduced to their names.
+
+    Header values are credentials for the telephony provider's lookup; like tool headers (§6.5)
+    they never leave the server, so every echo, record and log line built from the resolved
+    configuration carries ``[{"name": …}]`` only. Headers given as ``{name: value}`` are echoed
+    the same way.
+    """
+    if not isinstance(item, dict) or not isinstance(item.get("http"), dict):
+        return item
+    headers = item["http"].get("headers")
+    if headers is None:
+        return item
+    if isinstance(headers, dict):
+        names = [{"name": str(name)} for name in headers]
+    elif isinstance(headers, list):
+        names = [
+            {"name": h["name"]}
+            for h in headers
+            if isinstance(h, dict) and isinstance(h.get("name"), str)
+        ]
+    else:
+        names = []
+    return {**item, "http": {**item["http"], "headers": names}}
 
 
 def _validate_webhook(value: Any) -> dict[str, Any]:

@@ -35,11 +35,12 @@ DEFAULT_CATALOG: tuple[CatalogVoice, ...] = tuple(
         "en",
         "English",
     )
-    # withdrawn from the hosted catalog in June 2026, still accepted (§18.1)
+    # Withdrawn from the hosted catalog in June 2026; kept so that clients written before then
+    # keep working. They speak with the default English voice unless the operator maps them.
     + _group(
         "sam, mia, jack, sophie, oliver, ethan, mei, lukas, lena, mina, joon, ren, hana",
         "en",
-        "English (withdrawn from the hosted catalog)",
+        "English",
     )
     + _group("pierre, estelle", "fr", "French")
     + _group("giulia, luca, giovanni", "it", "Italian")

@@ -32,15 +32,17 @@ def create_app(
     *,
     providers: ProviderSet | None = None,
     clock: Clock | None = None,
+    webhook_clock: Clock | None = None,
 ) -> FastAPI:
-    """An app serving ``settings``. ``providers`` overrides the configured set (tests)."""
+    """An app serving ``settings``. ``providers`` overrides the configured set (tests);
+    ``webhook_clock`` times webhook retries (tests run the 1 s/5 s/25 s schedule fast)."""
     clock = clock or RealClock()
     state = AppState(settings=settings, clock=clock, tokens=TokenStore(clock))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opening = asyncio.create_task(_open_storage(state.settings))
-        loading = asyncio.create_task(_start(state, providers, opening))
+        loading = asyncio.create_task(_start(state, providers, opening, webhook_clock))
         try:
             yield
         finally:
@@ -48,6 +50,8 @@ def create_app(
             loading.cancel()  # model loading may be cut short; opening storage may not
             if isinstance(state.manager, SessionManager):
                 await state.manager.shutdown()
+            if state.webhooks is not None:
+                await state.webhooks.aclose()
             storage = None
             with contextlib.suppress(Exception):
                 storage = await asyncio.wait_for(asyncio.shield(opening), timeout=30)
@@ -67,7 +71,10 @@ def create_app(
 
 
 async def _start(
-    state: AppState, providers: ProviderSet | None, opening: asyncio.Task[Any]
+    state: AppState,
+    providers: ProviderSet | None,
+    opening: asyncio.Task[Any],
+    webhook_clock: Clock | None = None,
 ) -> None:
     """Open storage, then load models, while the server already answers /healthz."""
     try:
@@ -76,13 +83,16 @@ async def _start(
         if state.settings.redis_url:
             state.shared = await _connect_shared(state.settings, storage)
             state.tokens.shared = state.shared
+        recorder = getattr(storage, "recorder", None)
+        if recorder is not None and getattr(storage, "webhooks", None) is not None:
+            recorder = _start_webhooks(state, storage, recorder, webhook_clock or state.clock)
         state.providers = metrics.timed(providers or await build_providers(state.settings))
         state.manager = SessionManager(
             SessionDeps(
                 state.settings,
                 state.providers,
                 state.clock,
-                recorder=getattr(storage, "recorder", None),
+                recorder=recorder,
                 http_runner=getattr(storage, "http_tool_runner", None),
                 agent_lookup=getattr(storage, "agent_lookup", None),
                 llm_factory=_llm_factory(),
@@ -96,6 +106,17 @@ async def _start(
         state.failure = startup_failure(exc)
         expected = type(exc).__name__ == "MissingModelError"  # no traceback for a setup step
         log.error("start-up failed: %s", state.failure, exc_info=None if expected else exc)
+
+
+def _start_webhooks(state: AppState, storage: Any, recorder: Any, clock: Clock) -> Any:
+    """Start §19 deliveries (pending ones from before a restart included); the recorder that
+    sessions report to then also queues their webhook events."""
+    from vocalis.server.webhooks import WebhookDispatcher, WebhookRecorder
+
+    dispatcher = WebhookDispatcher(storage.webhooks, state.settings.http_tool_allowed_hosts, clock)
+    dispatcher.start()
+    state.webhooks = dispatcher
+    return WebhookRecorder(recorder, dispatcher)
 
 
 def startup_failure(exc: BaseException) -> str:

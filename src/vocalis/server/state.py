@@ -20,6 +20,7 @@ from vocalis.session.manager import SessionManager
 from vocalis.settings import Settings
 
 if TYPE_CHECKING:
+    from vocalis.server.webhooks import WebhookDispatcher
     from vocalis.session.shared import SharedState
     from vocalis.storage import Storage
 
@@ -39,6 +40,7 @@ class AppState:
     providers: ProviderSet | None = None
     storage: Storage | None = None
     shared: SharedState | None = None  # the cluster's store (redis_url), else None
+    webhooks: WebhookDispatcher | None = None  # §19 deliveries, once storage is open
     status: Literal["starting", "ok", "draining"] = "starting"
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     # Why start-up failed (models or storage); the server then stops instead of serving 503s.

@@ -578,6 +578,8 @@ class Session:
             public_close_reason=self.close_reason,
             timeline=self.timeline() if ended else None,
             recording=(self._recording.to_wav() if self._recording is not None and ended else None),
+            # the inline webhook with its secret, for signing deliveries (§19); never stored
+            extra={"webhook": dict(self.config.webhook)} if self.config.webhook else {},
         )
 
     def _record_changed(self) -> None:

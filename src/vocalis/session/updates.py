@@ -11,6 +11,7 @@ from vocalis.protocol.config import (
     SessionIn,
     ValidationContext,
     parse_session,
+    pre_connect_echo,
     validate_update,
 )
 from vocalis.session.agents import stored_agent_config
@@ -67,8 +68,16 @@ def config_change(raw: dict[str, Any], wall: float, during_turn_id: str | None) 
     return {
         "received_at_ms": int(wall * 1000),
         "during_turn_id": during_turn_id,
-        "update": _redact(raw),
+        "update": _redact(_pre_connect_names(raw)),
     }
+
+
+def _pre_connect_names(raw: dict[str, Any]) -> dict[str, Any]:
+    """Pre-connect headers as names only (§6.1), whatever shape the client gave them in."""
+    items = raw.get("pre_connect_requests")
+    if not isinstance(items, list):
+        return raw
+    return {**raw, "pre_connect_requests": [pre_connect_echo(item) for item in items]}
 
 
 def _redact(obj: Any) -> Any:

@@ -28,6 +28,7 @@ from vocalis.storage.http_tools import HttpxToolRunner
 from vocalis.storage.nodes import NodeRegistry, new_node_id
 from vocalis.storage.sessions import SessionStore, StoreRecorder
 from vocalis.storage.timestamps import now_us
+from vocalis.storage.webhooks import WebhookStore
 from vocalis.storage.writes import WriteGate
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Storage:
         http_tool_runner: HttpxToolRunner,
         retention_days: int,
         node: NodeRegistry,
+        webhooks: WebhookStore,
     ) -> None:
         self.engine = engine
         self.box = box
@@ -57,6 +59,7 @@ class Storage:
         self.http_tool_runner = http_tool_runner
         self._retention_days = retention_days
         self.node = node
+        self.webhooks = webhooks  # §19 subscriptions and deliveries
         self._retention_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
 
@@ -142,6 +145,7 @@ async def open_storage(settings: Settings, **runner_options: Any) -> Storage:
             runner,
             settings.session_retention_days,
             node,
+            WebhookStore(engine, gate, box, settings.http_tool_allowed_hosts),
         )
         await storage.purge_expired()
     except BaseException:

@@ -30,6 +30,7 @@ from vocalis.protocol.config import (
     SessionConfig,
     ValidationContext,
     parse_session,
+    pre_connect_echo,
     validate_update,
 )
 from vocalis.protocol.errors import ProtocolError
@@ -108,7 +109,7 @@ class AgentDocument:
                 for t in p.get("tools", [])
             ],
             "llm": [dict(m) for m in p.get("llm", [])],
-            "pre_connect_requests": p.get("pre_connect_requests", []),
+            "pre_connect_requests": _pre_connect_names(p),
             "transfer_targets": p.get("transfer_targets", []),
             "outbound_trunk_id": p.get("outbound_trunk_id"),
             "caller_id": p.get("caller_id"),
@@ -136,7 +137,11 @@ class AgentDocument:
             "input": p.get("input"),
             "output": {**(p.get("output") or {}), "voice": p["voice_id"]},
             "tools": tools,
-            "pre_connect_requests": p.get("pre_connect_requests", []),
+            "pre_connect_requests": (
+                self.secrets.get("pre_connect_requests", p.get("pre_connect_requests", []))
+                if with_secrets
+                else _pre_connect_names(p)
+            ),
         }
         return {k: v for k, v in session.items() if v is not None}
 
@@ -168,7 +173,7 @@ class AgentDocument:
             "system_prompt": p["system_prompt"],
             "greeting": p.get("greeting"),
             "tools": tools,
-            "pre_connect_requests": p.get("pre_connect_requests", []),
+            "pre_connect_requests": _pre_connect_names(p),
             "voice": {"voice_id": p["voice_id"]},
             "input": echo["input"],
             "output": echo["output"],
@@ -179,6 +184,42 @@ class AgentDocument:
             "created_at": iso(created_us),
             "updated_at": iso(updated_us),
         }
+
+
+def _keep_pre_connect_values(items: Any, stored: list[Any]) -> Any:
+    """On ``PUT``, a pre-connect header given by name only keeps its stored value, as tool
+    headers do (§17.3.1): a record read back and sent again must not wipe the credentials."""
+    if not isinstance(items, list):
+        return items  # the validators report the type error
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        headers = item.get("http", {}).get("headers") if isinstance(item, dict) else None
+        old = stored[i] if i < len(stored) and isinstance(stored[i], dict) else {}
+        old_headers = (old.get("http") or {}).get("headers")
+        if not isinstance(headers, list) or not isinstance(old_headers, list):
+            out.append(item)
+            continue
+        values = {
+            h["name"].lower(): h.get("value")
+            for h in old_headers
+            if isinstance(h, dict) and isinstance(h.get("name"), str)
+        }
+        merged = [
+            {**h, "value": values[h["name"].lower()]}
+            if isinstance(h, dict)
+            and isinstance(h.get("name"), str)
+            and "value" not in h
+            and values.get(h["name"].lower()) is not None
+            else h
+            for h in headers
+        ]
+        out.append({**item, "http": {**item["http"], "headers": merged}})
+    return out
+
+
+def _pre_connect_names(public: dict[str, Any]) -> list[Any]:
+    """Stored pre-connect requests with header names only (§6.1); older rows kept values here."""
+    return [pre_connect_echo(item) for item in public.get("pre_connect_requests", [])]
 
 
 def _headers(tool: dict[str, Any]) -> list[dict[str, Any]]:
@@ -207,8 +248,17 @@ def build_agent(
         raise InvalidInput(problems_from_pydantic(exc.errors())) from None
 
     body: dict[str, Any] = previous.request_view() if previous else {}
+    if previous is not None:  # kept as stored, header values included, unless replaced below
+        body["pre_connect_requests"] = previous.session_object(with_secrets=True)[
+            "pre_connect_requests"
+        ]
     for name in model.model_fields_set:
         body[name] = raw[name]
+    if previous is not None and "pre_connect_requests" in model.model_fields_set:
+        body["pre_connect_requests"] = _keep_pre_connect_values(
+            body["pre_connect_requests"],
+            previous.session_object(with_secrets=True)["pre_connect_requests"],
+        )
     problems = [
         Problem(name, "Input should be a valid string")
         for name in ("name", "system_prompt")
@@ -263,12 +313,17 @@ def build_agent(
         "output": parsed.output.model_dump(exclude_none=True) if parsed.output else None,
         "tools": tools_public,
         "llm": llm_public,
-        "pre_connect_requests": list(parsed.pre_connect_requests or []),
+        "pre_connect_requests": [pre_connect_echo(x) for x in parsed.pre_connect_requests or []],
         "transfer_targets": _list_or_empty(body.get("transfer_targets")),
         "outbound_trunk_id": body.get("outbound_trunk_id"),
         "caller_id": body.get("caller_id"),
     }
-    secrets = {"headers": secret_headers, "llm_api_key": llm_key}
+    secrets = {
+        "headers": secret_headers,
+        "llm_api_key": llm_key,
+        # never executed (§17.3), but stored as given, values encrypted with the other secrets
+        "pre_connect_requests": list(parsed.pre_connect_requests or []),
+    }
     return AgentDocument(public, secrets)
 
 

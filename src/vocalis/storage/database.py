@@ -80,7 +80,17 @@ def _v2_nodes(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE sessions ADD COLUMN node_id VARCHAR(64)"))
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1_initial), (2, _v2_nodes)]
+def _v3_webhooks(conn: Connection) -> None:
+    """§19 webhook subscriptions and deliveries; idempotent like ``_v2_nodes``."""
+    schema.webhook_subscriptions.create(conn, checkfirst=True)
+    schema.webhook_deliveries.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1_initial),
+    (2, _v2_nodes),
+    (3, _v3_webhooks),
+]
 
 
 async def migrate(engine: AsyncEngine) -> int:

@@ -35,6 +35,32 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
+def guarded_client(
+    allowed_hosts: tuple[str, ...],
+    *,
+    follow_redirects: bool,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` that refuses, before connecting, every request (redirect hops
+    included) to a host outside ``allowed_hosts`` with :class:`HostNotAllowedError`.
+
+    Shared by HTTP tools and webhook deliveries (§19): both send to URLs that API-key holders
+    choose, so both follow the same host rules.
+    """
+
+    async def check_host(request: httpx.Request) -> None:
+        if not host_allowed(request.url.host, allowed_hosts):
+            raise HostNotAllowedError(request.url.host)
+
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=follow_redirects,
+        max_redirects=MAX_REDIRECTS,
+        event_hooks={"request": [check_host]},
+        trust_env=False,
+    )
+
+
 def _query_value(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -52,17 +78,7 @@ class HttpxToolRunner:
     ) -> None:
         self._allowed = tuple(h for h in allowed_hosts if h.strip())
         self._max_bytes = max_response_bytes
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-            event_hooks={"request": [self._check_host]},
-            trust_env=False,
-        )
-
-    async def _check_host(self, request: httpx.Request) -> None:
-        if not host_allowed(request.url.host, self._allowed):
-            raise HostNotAllowedError(request.url.host)
+        self._client = guarded_client(self._allowed, follow_redirects=True, transport=transport)
 
     async def __call__(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -70,4 +72,47 @@ artifacts = Table(
     Column("data", LargeBinary, nullable=True),  # timeline JSON bytes
     Column("path", Text, nullable=True),  # recordings live in data_dir/recordings
     Column("created_us", BigInteger, nullable=False),
+)
+
+# §19 subscriptions: account-level (session_id NULL, listed over REST) or the ad-hoc one a
+# session's inline ``webhook`` makes (session_id set, never listed). ``secret`` is a Fernet token.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("agent_id", String(64), nullable=True),
+    Column("session_id", String(64), nullable=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list
+    Column("enabled", Boolean, nullable=False),
+    Column("secret", Text, nullable=True),
+    Column("secret_version", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index("ix_webhook_subscriptions_created", "created_us", "id"),
+    Index("ix_webhook_subscriptions_session", "session_id"),
+)
+
+# One row per (subscription, session, event): the exact body signed, and where its delivery is.
+# ``lease_until_us`` is the claim of the node sending it now, so two nodes never both send.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("subscription_id", String(64), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempt_count", BigInteger, nullable=False),
+    Column("http_status_code", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("delivered_us", BigInteger, nullable=True),
+    Column("next_retry_us", BigInteger, nullable=True),
+    Column("lease_until_us", BigInteger, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    UniqueConstraint("subscription_id", "session_id", "event", name="uq_webhook_delivery"),
+    Index("ix_webhook_deliveries_session", "session_id", "created_us"),
+    Index("ix_webhook_deliveries_due", "status", "next_retry_us"),
 )

@@ -1,4 +1,4 @@
-"""REST API of §17: tokens, agents, sessions, voices, with the §17.1 error bodies.
+"""REST API of §17 and §19: tokens, agents, sessions, voices, webhooks, with the §17.1 error bodies.
 
 The app factory calls :func:`include_rest` once; routes read ``request.app.state.vocalis``
 (``settings``, ``tokens``, ``storage``, ``manager``).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from vocalis.server.rest import agents, sessions, tokens, voices
+from vocalis.server.rest import agents, sessions, tokens, voices, webhooks
 from vocalis.server.rest.errors import install_error_handlers
 from vocalis.server.rest.middleware import RequestIdMiddleware
 
@@ -20,6 +20,7 @@ def include_rest(app: FastAPI) -> None:
     app.include_router(sessions.router)
     app.include_router(sessions.artifact_router)
     app.include_router(voices.router)
+    app.include_router(webhooks.router)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
 

@@ -23,7 +23,7 @@ from vocalis.server.rest.deps import (
 )
 from vocalis.storage.errors import SessionActive
 from vocalis.storage.sessions import ARTIFACT_TYPES, SessionRow, valid_session_id
-from vocalis.storage.timestamps import iso, now_us
+from vocalis.storage.timestamps import iso
 
 ARTIFACT_URL_TTL_SECONDS = 3600
 
@@ -35,16 +35,25 @@ artifact_router = APIRouter(
 )  # authenticated by the URL signature
 
 
-def _summary(row: SessionRow) -> dict[str, Any]:
-    end = row.ended_us if row.ended_us is not None else now_us()
+# Storage keeps the engine's word for an ended session; the hosted service reports it as
+# ``completed`` (§17.4), and ``status=ended`` stays accepted as a filter for older clients.
+PUBLIC_STATUS = {"ended": "completed"}
+STATUS_FILTER = {"completed": "ended"}
+
+
+def summary(row: SessionRow) -> dict[str, Any]:
+    """The §17.4 list fields; ``duration_seconds`` and ``ended_at`` are ``null`` while live."""
+    ended = row.ended_us is not None and row.status == "ended"
     return {
         "id": row.id,
         "agent_id": row.agent_id,
-        "status": row.status,
+        "status": PUBLIC_STATUS.get(row.status, row.status),
         "public_close_reason": row.public_close_reason,
-        "duration_seconds": round(max(0, end - row.created_us) / 1_000_000, 2),
+        "duration_seconds": (
+            round(max(0, (row.ended_us or 0) - row.created_us) / 1_000_000, 2) if ended else None
+        ),
         "created_at": iso(row.created_us),
-        "ended_at": iso(row.ended_us) if row.ended_us is not None else None,
+        "ended_at": iso(row.ended_us) if ended and row.ended_us is not None else None,
     }
 
 
@@ -61,7 +70,6 @@ def _signed_url(request: Request, session_id: str, artifact_type: str) -> str:
 @router.get("/v1/sessions")
 async def list_sessions(
     request: Request,
-    # §17.4: `completed` as the hosted service names it, `ended` accepted as an alias
     status: Literal["active", "disconnected", "completed", "ended"] | None = None,
     agent_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -69,13 +77,13 @@ async def list_sessions(
 ) -> dict[str, Any]:
     page = await storage_of(request).sessions.page(
         live=live_records(request),
-        status="ended" if status == "completed" else status,
+        status=STATUS_FILTER.get(status, status) if status is not None else None,
         agent_id=agent_id,
         limit=limit,
         cursor=cursor,
     )
     return {
-        "sessions": [_summary(r) for r in page.items],
+        "sessions": [summary(r) for r in page.items],
         "has_more": bool(page.next_cursor),
         "response_metadata": {"next_cursor": page.next_cursor},
     }
@@ -101,7 +109,7 @@ async def get_session(request: Request, session_id: str) -> dict[str, Any]:
         }
         for kind in row.artifact_types
     ]
-    return {**_summary(row), "config": row.config, "artifacts": artifacts}
+    return {**summary(row), "config": row.config, "artifacts": artifacts}
 
 
 @router.delete("/v1/sessions/{session_id}", status_code=204)
