@@ -94,6 +94,31 @@ def test_talk_answers_tool_calls_with_python_functions(server: LiveServer, tmp_p
     assert 'Agent: Tool result: {"status":"shipped","order":"ORD-12345"}.' in result.stdout
 
 
+def test_talk_text_reads_typed_lines_and_prints_written_replies(server: LiveServer) -> None:
+    """``--text``: a text session (§6.8) typed on stdin, as a person would at a terminal."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vocalis.cli", "talk", "--url", server.ws_url, "--text"],
+        input="what time is it\n\nand tomorrow\n",
+        capture_output=True,
+        text=True,
+        timeout=TALK_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("You:", "Agent:"))]
+    assert lines == [
+        "You: what time is it",
+        "Agent: You said: what time is it",
+        "You: and tomorrow",
+        "Agent: You said: and tomorrow",
+    ]
+
+
+async def test_talk_text_refuses_audio_options(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--text cannot be combined"):
+        await talk(TalkOptions(text=True, input=str(SPEECH)))
+
+
 async def test_talk_exits_after_n_replies(server: LiveServer) -> None:
     out, err = io.StringIO(), io.StringIO()
     options = TalkOptions(

@@ -85,6 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send TEXT as a user message and ask for a reply (repeatable)",
     )
     parser.add_argument(
+        "--text",
+        action="store_true",
+        help="a text session (contract §6.8): type instead of speaking (lines on stdin, or "
+        "--say) and read the agent's replies instead of hearing them; no audio device needed",
+    )
+    parser.add_argument(
         "--exit-after-reply",
         type=int,
         metavar="N",
@@ -115,6 +121,7 @@ class TalkOptions:
     input: str | None = None
     output: str | None = None
     say: list[str] = field(default_factory=list)
+    text: bool = False
     exit_after_reply: int | None = None
     timeout: float | None = None
     chunk_ms: int = 40
@@ -135,6 +142,8 @@ class TalkOptions:
             session["greeting"] = self.greeting
         if self.voice is not None:
             session["output"] = {"voice": self.voice}
+        if self.text:
+            session["input"] = session["output"] = {"type": "text"}
         if tools:
             session["tools"] = tool_definitions(tools)
         return session
@@ -404,6 +413,11 @@ def _prepare(options: TalkOptions) -> tuple[dict[str, ToolFunction], bytes | Non
             "--agent-id cannot be combined with --voice, --system-prompt, "
             "--greeting or --tools (a stored agent brings its own)"
         )
+    if options.text and (options.agent_id or options.voice or options.input or options.output):
+        raise UsageError(
+            "--text cannot be combined with --agent-id, --voice, --input or --output "
+            "(a text session neither hears nor speaks)"
+        )
     if not 20 <= options.chunk_ms <= 100:
         raise UsageError("--chunk-ms must be between 20 and 100")
     tools: dict[str, ToolFunction] = {}
@@ -419,7 +433,7 @@ def _prepare(options: TalkOptions) -> tuple[dict[str, ToolFunction], bytes | Non
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read {options.input}: {exc}") from exc
     sd = None
-    if input_pcm is None and not options.say:
+    if input_pcm is None and not options.say and not options.text:
         sd = sounddevice_module()
         if sd is None:
             raise UsageError(
@@ -504,12 +518,9 @@ async def _send_input(
     """Speak the input; for scripted input return whether it was answered (never returns for a
     microphone)."""
     for text in options.say:
-        await conv.wait_quiet(expect_greeting=bool(options.greeting))
-        conv.display.line(f"You: {text}")
-        conv.unanswered += 1
-        conv.user_turns += 1
-        await client.send_message(text)
-        await client.create_reply()
+        await _type(options, client, conv, text)
+    if options.text and not options.say:
+        await _type_from_stdin(options, client, conv)
     if input_pcm is None and sd is not None:
         await client.stream_audio(Microphone(sd, options.chunk_ms).chunks())
         return True
@@ -524,6 +535,28 @@ async def _send_input(
     finally:
         if silence is not None:
             silence.cancel()
+
+
+async def _type(
+    options: TalkOptions, client: VoiceAgentClient, conv: Conversation, text: str
+) -> None:
+    """One typed turn: a user message and a reply request, once the agent is quiet."""
+    await conv.wait_quiet(expect_greeting=bool(options.greeting))
+    conv.display.line(f"You: {text}")
+    conv.unanswered += 1
+    conv.user_turns += 1
+    await client.send_message(text)
+    await client.create_reply()
+
+
+async def _type_from_stdin(
+    options: TalkOptions, client: VoiceAgentClient, conv: Conversation
+) -> None:
+    """``--text`` without ``--say``: each line on stdin is a turn, until end of input."""
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        if line.strip():
+            await _type(options, client, conv, line.strip())
 
 
 async def _silence(chunk_ms: int) -> AsyncIterator[bytes]:
