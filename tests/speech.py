@@ -6,6 +6,8 @@ import csv
 import re
 from pathlib import Path
 
+from vocalis.session.speech_text import number_words, ordinal_words
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -21,52 +23,11 @@ def reference(name: str, folder: Path = DATA) -> str:
     return manifest(folder)[name]
 
 
-_ONES = [
-    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
-    *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"),
-    *("eighteen", "nineteen"),
-]
-_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_ORDINAL = {
-    "one": "first",
-    "two": "second",
-    "three": "third",
-    "five": "fifth",
-    "eight": "eighth",
-    "nine": "ninth",
-    "twelve": "twelfth",
-}
-
-
-def _number_words(n: int) -> str:
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    if n < 1000:
-        rest = "" if n % 100 == 0 else " " + _number_words(n % 100)
-        return _ONES[n // 100] + " hundred" + rest
-    rest = "" if n % 1000 == 0 else " " + _number_words(n % 1000)
-    return _number_words(n // 1000) + " thousand" + rest
-
-
-def _ordinal_words(n: int) -> str:
-    words = _number_words(n).split()
-    last = words[-1]
-    if last in _ORDINAL:
-        words[-1] = _ORDINAL[last]
-    elif last.endswith("y"):
-        words[-1] = last[:-1] + "ieth"
-    else:
-        words[-1] = last + "th"
-    return " ".join(words)
-
-
 def normalize(text: str) -> list[str]:
     """Upper-case words without punctuation; Mr. -> MISTER, digits and ordinals as words."""
     text = re.sub(r"\bMr\.?(?=\s)", "mister", text, flags=re.IGNORECASE)
-    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: _ordinal_words(int(m[1])), text)
-    text = re.sub(r"\b\d+\b", lambda m: _number_words(int(m[0])), text)
+    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: ordinal_words(int(m[1])), text)
+    text = re.sub(r"\b\d+\b", lambda m: number_words(int(m[0])), text)
     text = re.sub(r"[^A-Za-z' ]+", " ", text.replace("-", " "))
     return [w.strip("'") for w in text.upper().split() if w.strip("'")]
 
