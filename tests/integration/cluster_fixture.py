@@ -98,6 +98,7 @@ class Cluster:
                 "VOCALIS_DATA_DIR": str(self.workdir / name),
                 "VOCALIS_DATABASE_URL": self.database,
                 "VOCALIS_REDIS_URL": self.redis,
+                "VOCALIS_RECORDING": "true",
                 "VOCALIS_LLM_BASE_URL": f"http://127.0.0.1:{self.llm_port}/v1",
                 "VOCALIS_LLM_MODEL": MODEL.name,
                 "VOCALIS_RESUME_GRACE_SECONDS": "120",

@@ -108,14 +108,17 @@ async def resume(c: Cluster, session_id: str, resume_token: str) -> ClientConnec
 
 
 async def timeline_turns(c: Cluster, session_id: str) -> list[dict[str, Any]]:
-    """The timeline artifact, fetched by its signed URL through the balancer (any node)."""
+    """The timeline artifact, fetched by its signed URL through the balancer (any node); the
+    recording too, which PostgreSQL keeps for every node (not one node's disk)."""
     async with httpx.AsyncClient(base_url=c.http, timeout=30) as http:
         for _ in range(int(WAIT * 5)):
             record = (await http.get(f"/v1/sessions/{session_id}", headers=AUTH)).json()
-            urls = [a["url"] for a in record.get("artifacts", []) if a["type"] == "timeline"]
-            if urls:
-                for _ in range(4):  # round robin: the URL is checked by more than one node
-                    resp = await http.get(urls[0])
+            urls = {a["type"]: a["url"] for a in record.get("artifacts", [])}
+            if "timeline" in urls:
+                for _ in range(4):  # round robin: the URLs are checked by more than one node
+                    audio = await http.get(urls["audio"])
+                    assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+                    resp = await http.get(urls["timeline"])
                     assert resp.status_code == 200
                 turns: list[dict[str, Any]] = resp.json()["turns"]
                 return turns

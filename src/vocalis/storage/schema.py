@@ -69,8 +69,8 @@ artifacts = Table(
     ),
     Column("type", String(16), primary_key=True),  # "timeline" | "audio"
     Column("content_type", String(64), nullable=False),
-    Column("data", LargeBinary, nullable=True),  # timeline JSON bytes
-    Column("path", Text, nullable=True),  # recordings live in data_dir/recordings
+    Column("data", LargeBinary, nullable=True),  # timeline JSON; a recording on PostgreSQL
+    Column("path", Text, nullable=True),  # a recording on SQLite: data_dir/recordings
     Column("created_us", BigInteger, nullable=False),
 )
 

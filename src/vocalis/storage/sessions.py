@@ -101,10 +101,14 @@ class SessionStore:
             data = json.dumps(record.timeline, separators=(",", ":")).encode()
             rows.append({"type": "timeline", "data": data, "path": None})
         if record.recording is not None:
-            path = await _write_file(
-                self._recordings / f"{record.session_id}.wav", record.recording
-            )
-            rows.append({"type": "audio", "data": None, "path": str(path)})
+            if self._engine.dialect.name == "postgresql":
+                # every node of a fleet reads the same database, not this node's disk (§17)
+                rows.append({"type": "audio", "data": record.recording, "path": None})
+            else:
+                path = await _write_file(
+                    self._recordings / f"{record.session_id}.wav", record.recording
+                )
+                rows.append({"type": "audio", "data": None, "path": str(path)})
         async with self._gate.begin() as conn:
             await self._upsert(conn, record)
             await conn.execute(delete(artifacts).where(artifacts.c.session_id == record.session_id))
