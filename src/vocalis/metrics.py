@@ -101,6 +101,33 @@ INPUT_AUDIO: Final = Counter(
 OUTPUT_AUDIO: Final = Counter(
     "vocalis_output_audio_seconds", "Reply audio sent, in seconds.", registry=REGISTRY
 )
+CAPACITY_SESSIONS: Final = Gauge(
+    "vocalis_capacity_sessions",
+    "Session budget of this node (max_sessions, or the provider stack's measured one); 0 = none.",
+    registry=REGISTRY,
+)
+CAPACITY_AVAILABLE: Final = Gauge(
+    "vocalis_capacity_available_sessions",
+    "New sessions this node would accept now (-1 = no count limit; 0 while overloaded).",
+    registry=REGISTRY,
+)
+LOAD_LAG: Final = Gauge(
+    "vocalis_load_lag_seconds",
+    "Backlog of the most-behind shared model worker: how long its oldest waiting job has waited.",
+    registry=REGISTRY,
+)
+WORKER_LAG: Final = Gauge(
+    "vocalis_worker_lag_seconds",
+    "Backlog of each shared model worker (oldest waiting job's wait).",
+    ["worker"],
+    registry=REGISTRY,
+)
+ADMISSION_REFUSED: Final = Counter(
+    "vocalis_admission_refused",
+    "New sessions refused with at_capacity, by reason (full: session budget; overloaded: lag).",
+    ["reason"],
+    registry=REGISTRY,
+)
 PROVIDER_LATENCY: Final = Histogram(
     "vocalis_provider_latency_seconds",
     "Latency of one provider call, by provider set and stage.",
@@ -128,6 +155,26 @@ def session_ended(reason: str) -> None:
 def set_sessions_active(count: int) -> None:
     """Correct the gauge from the session manager's own count (done at each scrape)."""
     SESSIONS_ACTIVE.set(count)
+
+
+Worker = Literal["vad", "stt", "turn", "tts", "llm"]
+RefusalReason = Literal["full", "overloaded"]
+
+
+def admission_refused(reason: str) -> None:
+    """A new session was refused at the door (``at_capacity``)."""
+    ADMISSION_REFUSED.labels(reason=_closed(reason, get_args(RefusalReason))).inc()
+
+
+def set_capacity(
+    budget: int, available: int | None, lag_seconds: float, worker_lags: Mapping[str, float]
+) -> None:
+    """The node's capacity and load, set at each scrape from the manager and the workers."""
+    CAPACITY_SESSIONS.set(budget)
+    CAPACITY_AVAILABLE.set(-1 if available is None else available)
+    LOAD_LAG.set(lag_seconds)
+    for name in get_args(Worker):
+        WORKER_LAG.labels(worker=name).set(worker_lags.get(name, 0.0))
 
 
 def session_error(code: str) -> None:
@@ -308,6 +355,10 @@ def _declare_label_values() -> None:
         SESSION_ERRORS.labels(code=code)
     for outcome in get_args(ToolOutcome):
         TOOL_CALLS.labels(outcome=outcome)
+    for reason in (*get_args(RefusalReason), OTHER):
+        ADMISSION_REFUSED.labels(reason=reason)
+    for worker in get_args(Worker):
+        WORKER_LAG.labels(worker=worker)
 
 
 _declare_label_values()

@@ -63,7 +63,12 @@ class Settings(BaseSettings):
     idle_timeout_seconds: float = 0
     legacy_ready_timeout_seconds: float = 3
     first_message_timeout_seconds: float = 15
-    max_sessions: int = 0
+    # Sessions at once (attached or detached); 0 = unlimited. Unset: the provider stack's
+    # measured budget (embedded on 2 cores: see bench/RESULTS.md; fake/external: unlimited).
+    max_sessions: int | None = None
+    # A new session is refused (at_capacity) while the model workers' oldest waiting job has
+    # waited longer than this; 0 = never refuse on load.
+    admission_max_lag_seconds: float = Field(default=1.0, ge=0)
     input_audio_max_ahead_ms: int = 2000
     output_chunk_ms: int = Field(default=20, ge=10, le=100)
     output_lead_ms: int = 200
