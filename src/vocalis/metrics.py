@@ -7,6 +7,8 @@ The engine calls these functions at its events; ``GET /metrics`` (``vocalis.serv
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import functools
 import time
@@ -122,6 +124,11 @@ WORKER_LAG: Final = Gauge(
     ["worker"],
     registry=REGISTRY,
 )
+EVENT_LOOP_TASKS: Final = Gauge(
+    "vocalis_event_loop_tasks",
+    "asyncio tasks alive on the server's event loop (a number that only grows is a leak).",
+    registry=REGISTRY,
+)
 ADMISSION_REFUSED: Final = Counter(
     "vocalis_admission_refused",
     "New sessions refused with at_capacity, by reason (full: session budget; overloaded: lag).",
@@ -170,6 +177,8 @@ def set_capacity(
     budget: int, available: int | None, lag_seconds: float, worker_lags: Mapping[str, float]
 ) -> None:
     """The node's capacity and load, set at each scrape from the manager and the workers."""
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing to count
+        EVENT_LOOP_TASKS.set(len(asyncio.all_tasks()))
     CAPACITY_SESSIONS.set(budget)
     CAPACITY_AVAILABLE.set(-1 if available is None else available)
     LOAD_LAG.set(lag_seconds)

@@ -97,7 +97,9 @@ class Settings(BaseSettings):
     embedded_llm_batch_threads: int = 2  # llama.cpp prompt-processing threads
     embedded_llm_poll: int = 0  # llama.cpp busy-wait level 0-100 (0: idle threads sleep)
     embedded_llm_max_ahead: int = 2  # generation pauses this many tokens ahead of the TTS
-    embedded_llm_context: int = 4096  # llama.cpp context window (tokens)
+    embedded_llm_context: int = 4096  # llama.cpp context window (tokens) of each parallel slot
+    # Conversations the LLM serves at once (llama.cpp slots, continuous batching; one KV cache each)
+    embedded_llm_parallel: int = Field(default=4, ge=1)
     embedded_tts_threads: int = 2  # onnxruntime threads for Piper (it runs while the LLM waits)
     embedded_llm_model_path: Path | None = None  # override the assembled Qwen GGUF
     embedded_stt_model_dir: Path | None = None  # override the CTranslate2 Whisper directory

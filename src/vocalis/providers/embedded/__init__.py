@@ -77,6 +77,7 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
             context=settings.embedded_llm_context,
             poll=settings.embedded_llm_poll,
             max_ahead=settings.embedded_llm_max_ahead,
+            parallel=settings.embedded_llm_parallel,
         ),
     )
     started = time.perf_counter()
