@@ -226,9 +226,16 @@ def output_audio(seconds: float) -> None:
 
 def provider_latency(provider: str, stage: Stage, seconds: float) -> None:
     """One call of the ``stage`` provider of set ``provider`` took ``seconds``."""
-    PROVIDER_LATENCY.labels(
+    _latency_series(provider, stage).observe(max(0.0, seconds))
+
+
+@functools.cache
+def _latency_series(provider: str, stage: str) -> Any:
+    """The labelled histogram, looked up once: VAD timings are recorded for every input
+    message of every session, and a label lookup per message was a visible cost."""
+    return PROVIDER_LATENCY.labels(
         provider=_closed(provider, PROVIDERS), stage=_closed(stage, get_args(Stage))
-    ).observe(max(0.0, seconds))
+    )
 
 
 _STAGE_PROVIDER: Final = {
