@@ -1,6 +1,7 @@
 """What an idle, listening session costs: N callers streaming digital silence in real time.
 
-The server runs in its own process (``bench.server_proc``); its CPU seconds over a measuring
+The server runs the embedded VAD, turn model and STT (the LLM is left out: see ``main``) in its
+own process (``bench.server_proc``); its CPU seconds over a measuring
 window are divided by the seconds of audio it accepted in that window (its own
 ``vocalis_input_audio_seconds`` counter), which gives core-seconds per second of listening, i.e.
 the fraction of one core one streaming session costs, whatever the callers' process managed to
@@ -123,6 +124,10 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(x) for x in args.sessions.split(",")]
     env = {"VOCALIS_MAX_SESSIONS": "0", "VOCALIS_ADMISSION_MAX_LAG_SECONDS": "0"}
+    # Listening only: the LLM is pointed at an address nobody serves (an idle session never
+    # asks it), so opening a session does not prefill the embedded model's cache, a start-up
+    # cost that would otherwise run into the measuring window.
+    env.update(VOCALIS_LLM_BASE_URL="http://127.0.0.1:9/v1", VOCALIS_LLM_MODEL="unused")
     rows = []
     with server_process(args.providers, env=env, pythonpath=args.pythonpath) as server:
         for n in counts:
