@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import websockets
 
 from bench.common import RATE, b64, connect, load_24k, percentile, speech_bounds, speech_dir
 from bench.report import RESULTS, save_section
@@ -77,6 +78,10 @@ class Mic:
         return self.clip_done
 
     async def run(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._run()
+
+    async def _run(self) -> None:
         t0 = time.perf_counter()
         tick = 0
         sent_in_clip = 0
@@ -117,6 +122,12 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
     replies_done = asyncio.Queue[None]()
 
     async def listen() -> None:
+        try:
+            await _listen()
+        except websockets.ConnectionClosed as closed:
+            result.error = f"closed {closed.rcvd.code if closed.rcvd else '?'}"
+
+    async def _listen() -> None:
         async for raw in ws:
             event = json.loads(raw)
             kind, now = event["type"], time.perf_counter()
@@ -138,13 +149,20 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
         listener = tg.create_task(listen())
         for n in range(turns):
             clip = clips[(index + n) % len(clips)]
+            if listener.done():
+                break  # the server closed the session
             ended = mic.speak(clip)
             current.append(Turn(speech_end=float("inf")))
-            current[-1].speech_end = await ended
+            try:
+                current[-1].speech_end = await asyncio.wait_for(ended, len(clip) / RATE + 5)
+            except TimeoutError:
+                current.pop()  # the microphone stopped: the socket is gone
+                break
             with contextlib.suppress(TimeoutError):  # unanswered: counted as such
                 await asyncio.wait_for(replies_done.get(), REPLY_TIMEOUT)
             await asyncio.sleep(0.5)  # the caller thinks before speaking again
-        await ws.send(json.dumps({"type": "session.end"}))
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(json.dumps({"type": "session.end"}))
         try:
             await asyncio.wait_for(asyncio.shield(listener), 5)
         except TimeoutError:
@@ -191,6 +209,7 @@ async def run_n(
         "callers": n,
         "admitted": len(admitted),
         "refused": sum(1 for c in results if c.refused),
+        "dropped": sum(1 for c in results if c.admitted and c.error),
         "turns": sum(len(c.turns) for c in admitted),
         "answered": len(v2v),
         "v2v_p50": percentile(v2v, 50),
@@ -354,7 +373,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.append(row)
             print(
                 f"N={n:2d}{' (all at once)' if row['burst'] else ''}: admitted {row['admitted']} "
-                f"refused {row['refused']} (max {row['refusal_max']:.2f} s); answered "
+                f"refused {row['refused']} (max {row['refusal_max']:.2f} s); dropped "
+                f"{row['dropped']}; answered "
                 f"{row['answered']}/{row['turns']}; v2v P50 {row['v2v_p50']:.2f} P95 "
                 f"{row['v2v_p95']:.2f} s; decision P50 {row['decision_p50']:.2f} s; CPU "
                 f"{row['cpu_percent']:.0f} %; RSS {row['rss_mb']:.0f} MB "

@@ -227,6 +227,9 @@ async def _read(websocket: WebSocket, conn: Connection, writer: asyncio.Task[Non
                     await conn.on_text(text)
             elif message.get("bytes") is not None:
                 conn.on_binary()
+            # A frame already buffered is received without yielding; let the writer and the
+            # other sessions run between frames even when a client sends a burst.
+            await asyncio.sleep(0)
     finally:
         writer.remove_done_callback(writer_stopped)
 
