@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -147,6 +148,7 @@ def main() -> None:
             f"{summary['rss_mb_per_session']:.2f} MB each"
         )
     summary.update(providers=args.providers, chunk_ms=args.chunk_ms, seconds=args.seconds)
+    summary["command"] = "python -m bench.bench_idle " + " ".join(sys.argv[1:])
     plot(rows, f"bench/results/{args.label}.png")
     save_section(args.label, summary)
 

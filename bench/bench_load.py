@@ -22,12 +22,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import websockets
 
@@ -187,13 +189,18 @@ async def run_n(
     server: ServerProcess, clips: list[np.ndarray], n: int, turns: int, stagger: float
 ) -> dict[str, Any]:
     rss0 = server.rss_mb()
+    stages0 = await asyncio.to_thread(stage_totals, server)
     cpu0, t0 = server.cpu_seconds(), time.perf_counter()
     peak: list[float] = [rss0]
+    lags: list[float] = [0.0]
 
     async def sample() -> None:
         while True:
             await asyncio.sleep(1.0)
             peak.append(server.rss_mb())
+            capacity = (await asyncio.to_thread(server.health)).get("capacity")
+            if isinstance(capacity, dict):
+                lags.append(float(capacity.get("lag_seconds") or 0.0))
 
     sampler = asyncio.create_task(sample())
     results = await asyncio.gather(
@@ -202,6 +209,12 @@ async def run_n(
     sampler.cancel()
     wall = time.perf_counter() - t0
     cpu = server.cpu_seconds() - cpu0
+    stages1 = await asyncio.to_thread(stage_totals, server)
+    stage_means = {
+        stage: (stages1[stage][0] - stages0[stage][0])
+        / max(1.0, stages1[stage][1] - stages0[stage][1])
+        for stage in stages1
+    }
     admitted = [c for c in results if c.admitted]
     v2v = _offsets(admitted, "first_audio")
     refusals = [c.refusal_seconds for c in results if c.refusal_seconds is not None]
@@ -220,8 +233,30 @@ async def run_n(
         "cpu_percent": 100 * cpu / wall,
         "rss_mb": max(peak),
         "mb_per_session": (max(peak) - rss0) / max(1, len(admitted)),
+        "max_lag": max(lags),
+        "stage_means": stage_means,
         "v2v_all": v2v,
     }
+
+
+STAGES = ("stt", "stt_partial", "turn", "llm_first_token", "tts_first_audio")
+
+
+def stage_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
+    """(sum of seconds, calls) of each provider stage so far, from the server's histograms."""
+    text = httpx.get(f"{server.http}/metrics", timeout=10).text
+    out = {}
+    for stage in STAGES:
+        values = []
+        for part in ("sum", "count"):
+            pattern = (
+                rf'^vocalis_provider_latency_seconds_{part}\{{provider="[^"]+",'
+                rf'stage="{stage}"\}} (\S+)$'
+            )
+            found = re.search(pattern, text, re.MULTILINE)
+            values.append(float(found.group(1)) if found else 0.0)
+        out[stage] = (values[0], values[1])
+    return out
 
 
 def _clips(limit: int) -> list[np.ndarray]:
@@ -230,17 +265,27 @@ def _clips(limit: int) -> list[np.ndarray]:
     return [load_24k(p) for p in paths]
 
 
-def plot_load(rows: list[dict[str, Any]], folder: Path) -> None:
+def plot_load(
+    rows: list[dict[str, Any]], folder: Path, before: list[dict[str, Any]] | None = None
+) -> None:
+    """Latency and CPU against N; ``before`` (main's figures), when given, drawn in grey."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not rows:
+        saved = RESULTS / "load.json"
+        rows = json.loads(saved.read_text())["rows"] if saved.exists() else []
     n = [r["callers"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(n, [r["v2v_p50"] for r in rows], "o-", label="voice-to-voice P50")
     ax.plot(n, [r["v2v_p95"] for r in rows], "s-", label="voice-to-voice P95")
     ax.plot(n, [r["decision_p50"] for r in rows], "^--", label="turn decision P50")
+    if before:
+        nb = [r["callers"] for r in before]
+        ax.plot(nb, [r["v2v_p50"] for r in before], "o:", color="grey", label="before: P50")
+        ax.plot(nb, [r["v2v_p95"] for r in before], "s:", color="silver", label="before: P95")
     ax.axhline(1.5, color="grey", lw=0.8, ls=":", label="P95 target 1.5 s")
     ax.set_xlabel("callers (admitted + refused)")
     ax.set_ylabel("seconds after the end of speech")
@@ -250,7 +295,10 @@ def plot_load(rows: list[dict[str, Any]], folder: Path) -> None:
     fig.savefig(folder / "load_latency.png", dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(n, [r["cpu_percent"] for r in rows], "o-")
+    ax.plot(n, [r["cpu_percent"] for r in rows], "o-", label="this branch")
+    if before:
+        ax.plot(nb, [r["cpu_percent"] for r in before], "o:", color="grey", label="before (main)")
+    ax.legend()
     ax.set_xlabel("callers")
     ax.set_ylabel("server CPU (% of one core; 200 = both)")
     ax.grid(alpha=0.3)
@@ -333,6 +381,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="fake providers, seconds (CI)")
     parser.add_argument("--results", default=None, help="folder for figures (default bench/)")
+    parser.add_argument("--pythonpath", default=None, help="src/ of another checkout to measure")
+    parser.add_argument("--label", default="load", help="name of the saved section")
     args = parser.parse_args(argv)
     if args.quick:
         args.providers, args.callers, args.burst = "fake", "1,2", 4
@@ -349,7 +399,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     clips = _clips(args.clips)
     command = "python -m bench.bench_load " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"providers: {args.providers}; clips: {len(clips)} from {speech_dir()}", flush=True)
-    with server_process(args.providers, env=env) as server:
+    with server_process(args.providers, env=env, pythonpath=args.pythonpath) as server:
         print(f"server capacity: {server.health().get('capacity')}", flush=True)
         if args.soak:
             d = asyncio.run(soak(server, clips, args.soak_sessions, args.soak_minutes))
@@ -378,7 +428,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{row['answered']}/{row['turns']}; v2v P50 {row['v2v_p50']:.2f} P95 "
                 f"{row['v2v_p95']:.2f} s; decision P50 {row['decision_p50']:.2f} s; CPU "
                 f"{row['cpu_percent']:.0f} %; RSS {row['rss_mb']:.0f} MB "
-                f"(+{row['mb_per_session']:.1f} MB/session)",
+                f"(+{row['mb_per_session']:.1f} MB/session); worst worker lag "
+                f"{row['max_lag']:.1f} s; mean stage s "
+                + " ".join(f"{k}={v:.2f}" for k, v in row["stage_means"].items()),
                 flush=True,
             )
     summary: dict[str, Any] = {
@@ -391,9 +443,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{args.max_sessions or 'default (unset)'}."
         ),
     }
-    plot_load(rows, folder)
     if not args.results:
-        save_section("load", summary)
+        save_section(args.label, summary)
+    before = RESULTS / "load_before.json"
+    plot_load(
+        rows if args.label == "load" else [],
+        folder,
+        json.loads(before.read_text())["rows"] if before.exists() and not args.quick else [],
+    )
     return summary
 
 

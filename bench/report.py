@@ -68,25 +68,25 @@ def _idle(title: str, d: dict[str, Any], command: str) -> list[str]:
     return [*lines, ""]
 
 
-def _load_table(d: dict[str, Any], command: str) -> list[str]:
-    lines = ["## Conversations at once (load sweep)", ""]
+def _load_table(d: dict[str, Any], command: str, title: str) -> list[str]:
+    lines = [f"## {title}", ""]
     lines += [f"`{command}` — {d['when']}; {d['machine']}.", ""]
     lines += [d.get("note", ""), ""]
     lines += [
-        "| callers | admitted | refused | turns answered / spoken | voice-to-voice P50 / P95 s "
-        "| turn decision P50 s | first audio P50 s | refusal time max s | server CPU % "
-        "| RSS MB | MB per session |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| callers | admitted | refused | dropped | turns answered / spoken "
+        "| voice-to-voice P50 / P95 s | turn decision P50 s | first audio P50 s "
+        "| refusal time max s | server CPU % | RSS MB | MB per session |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in d["rows"]:
         lines.append(
-            f"| {r['callers']} | {r['admitted']} | {r['refused']} | "
+            f"| {r['callers']}{' at once' if r.get('burst') else ''} | {r['admitted']} | "
+            f"{r['refused']} | {r.get('dropped', 0)} | "
             f"{r['answered']} / {r['turns']} | {r['v2v_p50']:.2f} / {r['v2v_p95']:.2f} | "
             f"{r['decision_p50']:.2f} | {r['first_audio_p50']:.2f} | {r['refusal_max']:.2f} | "
             f"{r['cpu_percent']:.0f} | {r['rss_mb']:.0f} | {r['mb_per_session']:.1f} |"
         )
-    lines += ["", "![latency vs N](results/load_latency.png) ![CPU vs N](results/load_cpu.png)", ""]
-    return lines
+    return [*lines, ""]
 
 
 def _soak(d: dict[str, Any], command: str) -> list[str]:
@@ -119,10 +119,16 @@ def write_results() -> None:
     ):
         d = _load(name)
         if d:
-            parts += _idle(title, d, f"python -m bench.bench_idle --label {name}")
-    d = _load("load")
-    if d:
-        parts += _load_table(d, d.get("command", "python -m bench.bench_load"))
+            parts += _idle(title, d, d.get("command", "python -m bench.bench_idle"))
+    for name, title in (
+        ("load_before", "Conversations at once — before (main)"),
+        ("load", "Conversations at once"),
+    ):
+        d = _load(name)
+        if d:
+            parts += _load_table(d, d.get("command", "python -m bench.bench_load"), title)
+    if _load("load"):
+        parts += ["![latency vs N](results/load_latency.png) ![CPU vs N](results/load_cpu.png)", ""]
     d = _load("soak")
     if d:
         parts += _soak(d, d.get("command", "python -m bench.bench_load --soak"))

@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     embedded_llm_threads: int = 2  # llama.cpp decode threads (generation pauses while TTS runs)
     embedded_llm_batch_threads: int = 2  # llama.cpp prompt-processing threads
     embedded_llm_poll: int = 0  # llama.cpp busy-wait level 0-100 (0: idle threads sleep)
-    embedded_llm_max_ahead: int = 2  # generation pauses this many tokens ahead of the TTS
+    # generation pauses this many tokens ahead of the TTS (one LLM slot only: see llm.py)
+    embedded_llm_max_ahead: int = 2
     embedded_llm_context: int = 4096  # llama.cpp context window (tokens) of each parallel slot
     # Conversations the LLM serves at once (llama.cpp slots, continuous batching; one KV cache each)
     embedded_llm_parallel: int = Field(default=4, ge=1)

@@ -122,7 +122,12 @@ class QwenLLM:
         params = xllamacpp.CommonParams()
         params.cpuparams.poll = poll
         params.cpuparams_batch.poll = poll
-        self._max_ahead = max_ahead
+        # Pausing generation a few tokens ahead of the TTS blocks inside xllamacpp's chunk
+        # callback, and xllamacpp delivers the chunks of all requests one callback at a time:
+        # with several slots, one session waiting for its speech would stall every other
+        # session's tokens (measured: replies 10-20 s late with 2 callers). Only a single slot
+        # may pause that way.
+        self._max_ahead = max_ahead if parallel == 1 else 0
         params.model.path = str(model_path)
         params.n_ctx = context * parallel  # split evenly: each slot holds `context` tokens
         params.n_parallel = parallel
