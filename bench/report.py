@@ -74,8 +74,8 @@ def _load_table(d: dict[str, Any], command: str, title: str) -> list[str]:
     lines += [d.get("note", ""), ""]
     lines += [
         "| callers | admitted | refused | dropped | turns answered / spoken "
-        "| voice-to-voice P50 / P95 s | turn decision P50 s | first audio P50 s "
-        "| refusal time max s | server CPU % | RSS MB | MB per session |",
+        "| voice-to-voice (first audio) P50 / P95 s | turn decision P50 s "
+        "| worst worker lag s | refusal time max s | server CPU % | RSS MB | MB per session |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in d["rows"]:
@@ -83,9 +83,20 @@ def _load_table(d: dict[str, Any], command: str, title: str) -> list[str]:
             f"| {r['callers']}{' at once' if r.get('burst') else ''} | {r['admitted']} | "
             f"{r['refused']} | {r.get('dropped', 0)} | "
             f"{r['answered']} / {r['turns']} | {r['v2v_p50']:.2f} / {r['v2v_p95']:.2f} | "
-            f"{r['decision_p50']:.2f} | {r['first_audio_p50']:.2f} | {r['refusal_max']:.2f} | "
+            f"{r['decision_p50']:.2f} | {r.get('max_lag', float('nan')):.1f} | "
+            f"{r['refusal_max']:.2f} | "
             f"{r['cpu_percent']:.0f} | {r['rss_mb']:.0f} | {r['mb_per_session']:.1f} |"
         )
+    stages = [r for r in d["rows"] if r.get("stage_means")]
+    if stages:
+        lines += [
+            "",
+            "Mean model time per call (server histograms; queueing in the worker included):",
+            "",
+        ]
+        for r in stages:
+            means = ", ".join(f"{k} {v:.2f} s" for k, v in r["stage_means"].items())
+            lines.append(f"- {r['callers']} callers: {means}")
     return [*lines, ""]
 
 

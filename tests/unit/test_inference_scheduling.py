@@ -67,6 +67,7 @@ def test_withdrawn_jobs_never_run_and_lag_is_the_oldest_wait() -> None:
     old = q.push("old", BG, now=1.0)
     q.push("new", FA, now=4.0)
     assert q.lag(now=5.0) == pytest.approx(4.0)
+    assert q.lag(now=5.0, upto=TD) == pytest.approx(1.0)  # only work callers wait on
     assert q.remove(old)
     assert not q.remove(old)
     assert q.lag(now=5.0) == pytest.approx(1.0)

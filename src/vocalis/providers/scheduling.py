@@ -101,11 +101,11 @@ class JobQueue(Generic[T]):
         self._waiting = rest
         return batch
 
-    def lag(self, now: float) -> float:
-        """How long the oldest waiting job has waited: the worker's backlog, in seconds."""
-        if not self._waiting:
-            return 0.0
-        return max(0.0, now - min(t.submitted for t in self._waiting))
+    def lag(self, now: float, upto: Priority = Priority.BACKGROUND) -> float:
+        """How long the oldest waiting job of priority ``upto`` or more urgent has waited:
+        the worker's backlog, in seconds."""
+        waits = [now - t.submitted for t in self._waiting if t.priority <= upto]
+        return max(0.0, max(waits, default=0.0))
 
     def waiting(self, priority: Priority | None = None) -> int:
         if priority is None:

@@ -8,8 +8,10 @@
   parallel slots with continuous batching): at most ``slots`` requests are inside; the next
   slot goes to the most urgent waiter, not the earliest.
 
-Both report their backlog (:meth:`lag`: how long the oldest waiting job has waited). The node's
-load signal for admission (:func:`node_lag`) is the worst backlog of the live workers.
+Both report their backlog (:meth:`lag`: how long the oldest waiting job a caller is waiting on —
+a reply's first audio or a turn's decision — has waited; partials and later sentences piling up
+are expected under load and do not count). The node's load signal for admission
+(:func:`node_lag`) is the worst backlog of the live workers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 Clock = Callable[[], float]
+URGENT = Priority.TURN_DECISION  # backlog of this priority or more urgent is the load signal
 
 
 class _Lagging(Protocol):
@@ -94,7 +97,7 @@ class InferenceWorker(Generic[J, R]):
 
     def lag(self) -> float:
         with self._cond:
-            return self._queue.lag(self._clock())
+            return self._queue.lag(self._clock(), URGENT)
 
     def waiting(self) -> int:
         with self._cond:
@@ -173,7 +176,7 @@ class SlotGate:
         _LIVE.add(self)
 
     def lag(self) -> float:
-        return self._queue.lag(self._clock())
+        return self._queue.lag(self._clock(), URGENT)
 
     @property
     def busy(self) -> int:
