@@ -184,21 +184,28 @@ class SlotGate:
 
     @contextlib.asynccontextmanager
     async def slot(self, priority: Priority) -> AsyncIterator[None]:
-        if self._free > 0 and not len(self._queue):
-            self._free -= 1
-        else:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            ticket = self._queue.push(future, priority, self._clock())
-            try:
-                await future
-            except asyncio.CancelledError:
-                if not self._queue.remove(ticket) and future.done() and not future.cancelled():
-                    self._release()  # granted just as we were cancelled: pass it on
-                raise
+        await self.acquire(priority)
         try:
             yield
         finally:
-            self._release()
+            self.release()
+
+    async def acquire(self, priority: Priority) -> None:
+        """Wait for a slot; every successful ``acquire`` needs exactly one :meth:`release`."""
+        if self._free > 0 and not len(self._queue):
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ticket = self._queue.push(future, priority, self._clock())
+        try:
+            await future
+        except asyncio.CancelledError:
+            if not self._queue.remove(ticket) and future.done() and not future.cancelled():
+                self.release()  # granted just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        self._release()
 
     def _release(self) -> None:
         while len(self._queue):

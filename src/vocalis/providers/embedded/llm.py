@@ -18,6 +18,8 @@ hears an answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -205,10 +207,20 @@ class QwenLLM:
     async def _gated(
         self, stream: ThreadStream[_Chunk], priority: Priority
     ) -> AsyncIterator[_Chunk]:
-        """Iterate ``stream`` inside a slot: its thread starts only once a slot is free."""
-        async with self.gate.slot(priority):
-            async for chunk in stream:
-                yield chunk
+        """Iterate ``stream`` inside a slot: its thread starts only once a slot is free, and
+        the slot is free again only once that thread has left llama.cpp (a cancelled reply's
+        request runs on until its next token), so llama.cpp never holds more requests than
+        slots."""
+        await self.gate.acquire(priority)
+        loop = asyncio.get_running_loop()
+
+        def release() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for a slot
+                loop.call_soon_threadsafe(self.gate.release)
+
+        stream.when_finished(release)
+        async for chunk in stream:
+            yield chunk
 
     def _generate(
         self, request: LLMRequest, *, with_tools: bool, max_tokens: int | None = None
