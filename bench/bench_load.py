@@ -411,8 +411,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             d["command"] = command
             if not args.results:
-                plot_soak(d, folder)
-                save_section("soak", d)
+                name = "soak" if args.label == "load" else args.label
+                if name == "soak":
+                    plot_soak(d, folder)
+                save_section(name, d)
             return d
         rows = []
         counts = [int(x) for x in args.callers.split(",")]

@@ -100,8 +100,8 @@ def _load_table(d: dict[str, Any], command: str, title: str) -> list[str]:
     return [*lines, ""]
 
 
-def _soak(d: dict[str, Any], command: str) -> list[str]:
-    lines = ["## Soak", "", f"`{command}` — {d['when']}; {d['machine']}.", ""]
+def _soak(d: dict[str, Any], command: str, title: str = "Soak") -> list[str]:
+    lines = [f"## {title}", "", f"`{command}` — {d['when']}; {d['machine']}.", ""]
     lines += [
         f"{d['sessions']} sessions for {d['minutes']:.1f} min ({d['turns']} turns answered). "
         f"RSS after warm-up {d['rss_warm_mb']:.0f} MB → end {d['rss_end_mb']:.0f} MB "
@@ -109,9 +109,9 @@ def _soak(d: dict[str, Any], command: str) -> list[str]:
         f"{d['threads_end']} (after the sessions closed: {d['threads_after']}); "
         f"asyncio tasks after the sessions closed: {d['tasks_after']}.",
         "",
-        "![soak](results/soak.png)",
-        "",
     ]
+    if title == "Soak":
+        lines += ["![soak](results/soak.png)", ""]
     return lines
 
 
@@ -140,7 +140,8 @@ def write_results() -> None:
             parts += _load_table(d, d.get("command", "python -m bench.bench_load"), title)
     if _load("load"):
         parts += ["![latency vs N](results/load_latency.png) ![CPU vs N](results/load_cpu.png)", ""]
-    d = _load("soak")
-    if d:
-        parts += _soak(d, d.get("command", "python -m bench.bench_load --soak"))
+    for name, title in (("soak_before", "Soak — before (main)"), ("soak", "Soak")):
+        d = _load(name)
+        if d:
+            parts += _soak(d, d.get("command", "python -m bench.bench_load --soak"), title)
     RESULTS_MD.write_text("\n".join(parts).rstrip() + "\n")
