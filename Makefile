@@ -12,7 +12,7 @@ SERVE_ARGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
 	$(if $(filter command line,$(origin PORT)),--port $(PORT)) \
 	$(if $(PROVIDERS),--providers $(PROVIDERS))
 
-.PHONY: setup models run test lint typecheck bench clean
+.PHONY: setup models run test lint typecheck bench bench-load clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,13 @@ bench: setup
 	$(BIN)/python -m bench.bench_models
 	$(BIN)/python -m bench.bench_voice
 	$(BIN)/python -m bench.bench_bargein
+
+# Capacity: idle listening cost, the load sweep and a soak; rewrites bench/RESULTS.md and its
+# plots (tens of minutes; the soak alone is 20 sessions x 10 min).
+bench-load: setup
+	$(BIN)/python -m bench.bench_idle --sessions 0,50,100,150,200
+	$(BIN)/python -m bench.bench_load
+	$(BIN)/python -m bench.bench_load --soak
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -7,6 +7,8 @@ The engine calls these functions at its events; ``GET /metrics`` (``vocalis.serv
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import functools
 import time
@@ -101,6 +103,38 @@ INPUT_AUDIO: Final = Counter(
 OUTPUT_AUDIO: Final = Counter(
     "vocalis_output_audio_seconds", "Reply audio sent, in seconds.", registry=REGISTRY
 )
+CAPACITY_SESSIONS: Final = Gauge(
+    "vocalis_capacity_sessions",
+    "Session budget of this node (max_sessions, or the provider stack's measured one); 0 = none.",
+    registry=REGISTRY,
+)
+CAPACITY_AVAILABLE: Final = Gauge(
+    "vocalis_capacity_available_sessions",
+    "New sessions this node would accept now (-1 = no count limit; 0 while overloaded).",
+    registry=REGISTRY,
+)
+LOAD_LAG: Final = Gauge(
+    "vocalis_load_lag_seconds",
+    "Backlog of the most-behind shared model worker: how long its oldest waiting job has waited.",
+    registry=REGISTRY,
+)
+WORKER_LAG: Final = Gauge(
+    "vocalis_worker_lag_seconds",
+    "Backlog of each shared model worker (oldest waiting job's wait).",
+    ["worker"],
+    registry=REGISTRY,
+)
+EVENT_LOOP_TASKS: Final = Gauge(
+    "vocalis_event_loop_tasks",
+    "asyncio tasks alive on the server's event loop (a number that only grows is a leak).",
+    registry=REGISTRY,
+)
+ADMISSION_REFUSED: Final = Counter(
+    "vocalis_admission_refused",
+    "New sessions refused with at_capacity, by reason (full: session budget; overloaded: lag).",
+    ["reason"],
+    registry=REGISTRY,
+)
 PROVIDER_LATENCY: Final = Histogram(
     "vocalis_provider_latency_seconds",
     "Latency of one provider call, by provider set and stage.",
@@ -128,6 +162,28 @@ def session_ended(reason: str) -> None:
 def set_sessions_active(count: int) -> None:
     """Correct the gauge from the session manager's own count (done at each scrape)."""
     SESSIONS_ACTIVE.set(count)
+
+
+Worker = Literal["vad", "stt", "turn", "tts", "llm"]
+RefusalReason = Literal["full", "overloaded"]
+
+
+def admission_refused(reason: str) -> None:
+    """A new session was refused at the door (``at_capacity``)."""
+    ADMISSION_REFUSED.labels(reason=_closed(reason, get_args(RefusalReason))).inc()
+
+
+def set_capacity(
+    budget: int, available: int | None, lag_seconds: float, worker_lags: Mapping[str, float]
+) -> None:
+    """The node's capacity and load, set at each scrape from the manager and the workers."""
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing to count
+        EVENT_LOOP_TASKS.set(len(asyncio.all_tasks()))
+    CAPACITY_SESSIONS.set(budget)
+    CAPACITY_AVAILABLE.set(-1 if available is None else available)
+    LOAD_LAG.set(lag_seconds)
+    for name in get_args(Worker):
+        WORKER_LAG.labels(worker=name).set(worker_lags.get(name, 0.0))
 
 
 def session_error(code: str) -> None:
@@ -170,9 +226,16 @@ def output_audio(seconds: float) -> None:
 
 def provider_latency(provider: str, stage: Stage, seconds: float) -> None:
     """One call of the ``stage`` provider of set ``provider`` took ``seconds``."""
-    PROVIDER_LATENCY.labels(
+    _latency_series(provider, stage).observe(max(0.0, seconds))
+
+
+@functools.cache
+def _latency_series(provider: str, stage: str) -> Any:
+    """The labelled histogram, looked up once: VAD timings are recorded for every input
+    message of every session, and a label lookup per message was a visible cost."""
+    return PROVIDER_LATENCY.labels(
         provider=_closed(provider, PROVIDERS), stage=_closed(stage, get_args(Stage))
-    ).observe(max(0.0, seconds))
+    )
 
 
 _STAGE_PROVIDER: Final = {
@@ -308,6 +371,10 @@ def _declare_label_values() -> None:
         SESSION_ERRORS.labels(code=code)
     for outcome in get_args(ToolOutcome):
         TOOL_CALLS.labels(outcome=outcome)
+    for reason in (*get_args(RefusalReason), OTHER):
+        ADMISSION_REFUSED.labels(reason=reason)
+    for worker in get_args(Worker):
+        WORKER_LAG.labels(worker=worker)
 
 
 _declare_label_values()

@@ -63,7 +63,12 @@ class Settings(BaseSettings):
     idle_timeout_seconds: float = 0
     legacy_ready_timeout_seconds: float = 3
     first_message_timeout_seconds: float = 15
-    max_sessions: int = 0
+    # Sessions at once (attached or detached); 0 = unlimited. Unset: the provider stack's
+    # measured budget (embedded on 2 cores: see bench/RESULTS.md; fake/external: unlimited).
+    max_sessions: int | None = None
+    # A new session is refused (at_capacity) while the model workers' oldest waiting job has
+    # waited longer than this; 0 = never refuse on load.
+    admission_max_lag_seconds: float = Field(default=1.0, ge=0)
     input_audio_max_ahead_ms: int = 2000
     output_chunk_ms: int = Field(default=20, ge=10, le=100)
     output_lead_ms: int = 200
@@ -91,8 +96,11 @@ class Settings(BaseSettings):
     embedded_llm_threads: int = 2  # llama.cpp decode threads (generation pauses while TTS runs)
     embedded_llm_batch_threads: int = 2  # llama.cpp prompt-processing threads
     embedded_llm_poll: int = 0  # llama.cpp busy-wait level 0-100 (0: idle threads sleep)
-    embedded_llm_max_ahead: int = 2  # generation pauses this many tokens ahead of the TTS
-    embedded_llm_context: int = 4096  # llama.cpp context window (tokens)
+    # generation pauses this many tokens ahead of the TTS (one LLM slot only: see llm.py)
+    embedded_llm_max_ahead: int = 2
+    embedded_llm_context: int = 4096  # llama.cpp context window (tokens) of each parallel slot
+    # Conversations the LLM serves at once (llama.cpp slots, continuous batching; one KV cache each)
+    embedded_llm_parallel: int = Field(default=4, ge=1)
     embedded_tts_threads: int = 2  # onnxruntime threads for Piper (it runs while the LLM waits)
     embedded_llm_model_path: Path | None = None  # override the assembled Qwen GGUF
     embedded_stt_model_dir: Path | None = None  # override the CTranslate2 Whisper directory

@@ -98,6 +98,14 @@ def test_healthz_reports_ok_with_version_once_ready(client: TestClient) -> None:
         "version": __version__,
         "providers": "fake",
         **({"storage": response.json()["storage"]} if "storage" in response.json() else {}),
+        "capacity": {
+            "max_sessions": None,  # the fake stack has no budget
+            "sessions": 0,
+            "available": None,
+            "accepting": True,
+            "lag_seconds": 0.0,
+            "max_lag_seconds": 1.0,
+        },
     }
 
 

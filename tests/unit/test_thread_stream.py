@@ -42,3 +42,29 @@ async def test_closing_the_stream_stops_a_paused_producer() -> None:
             break
     assert await asyncio.to_thread(stop_seen.wait, 2)
     assert len(produced) < 10
+
+
+async def test_when_finished_waits_for_the_producer_not_the_consumer() -> None:
+    """A consumer that stops early is gone at once; the producer's resource (an LLM slot)
+    is handed back only when the producer itself has returned."""
+    release = threading.Event()
+    finished: list[str] = []
+
+    def produce(emit: Callable[[int], None], cancelled: Cancelled) -> None:
+        emit(1)
+        release.wait(5)  # still inside the model when the consumer leaves
+
+    stream: ThreadStream[int] = ThreadStream(produce, "t")
+    stream.when_finished(lambda: finished.append("done"))
+    async for _ in stream:
+        break
+    await asyncio.sleep(0.05)
+    assert finished == []
+    release.set()
+    for _ in range(200):
+        if finished:
+            break
+        await asyncio.sleep(0.01)
+    assert finished == ["done"]
+    stream.when_finished(lambda: finished.append("late"))  # already finished: called at once
+    assert finished == ["done", "late"]

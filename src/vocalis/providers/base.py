@@ -164,6 +164,9 @@ class ProviderSet:
     llm: LLM
     tts: TTS
     details: dict[str, str] = field(default_factory=dict)  # what was loaded, for logs/healthz
+    # Sessions this stack serves well on the machine it was measured on; 0 = no limit. Used when
+    # the operator leaves ``max_sessions`` unset.
+    session_budget: int = 0
 
     async def aclose(self) -> None:
         for provider in (self.vad, self.turn, self.stt, self.llm, self.tts):

@@ -21,7 +21,10 @@ from starlette.staticfiles import StaticFiles
 
 from vocalis import __version__, metrics
 from vocalis.command import vocalis_command
+from vocalis.providers.workers import worker_lags
 from vocalis.server.state import AppState, app_state
+from vocalis.session import admission
+from vocalis.session.manager import SessionManager
 from vocalis.settings import Settings
 
 log = logging.getLogger("vocalis")
@@ -58,7 +61,28 @@ async def healthz(request: Request) -> JSONResponse:
     reachable = await _storage_reachable(state.storage)
     if reachable is not None:
         body["storage"] = "ok" if reachable else "unreachable"
+    if state.manager is not None:
+        body["capacity"] = capacity(state.manager)
     return JSONResponse(body)
+
+
+def capacity(manager: SessionManager) -> dict[str, Any]:
+    """What a load balancer needs to route the next caller: the node's session budget, how many
+    it holds, how many more it would take now, and how far its model workers are behind.
+
+    ``/healthz`` stays 200 when the node is full (it is healthy, and its calls must go on);
+    ``accepting: false`` says a new session would get ``at_capacity`` right now.
+    """
+    budget, load = manager.budget(), manager.load()
+    left = admission.available(budget, load)
+    return {
+        "max_sessions": budget.max_sessions or None,
+        "sessions": load.sessions,
+        "available": left,
+        "accepting": admission.decide(budget, load) is admission.Verdict.ADMIT,
+        "lag_seconds": round(load.lag_seconds, 3),
+        "max_lag_seconds": budget.max_lag_seconds or None,
+    }
 
 
 async def _storage_reachable(storage: Any) -> bool | None:
@@ -82,6 +106,9 @@ async def scrape_metrics(request: Request) -> Response:
     manager = app_state(request.app).manager
     if manager is not None:
         metrics.set_sessions_active(len(manager.live_sessions()))
+        budget, load = manager.budget(), manager.load()
+        available = admission.available(budget, load)
+        metrics.set_capacity(budget.max_sessions, available, load.lag_seconds, worker_lags())
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
 

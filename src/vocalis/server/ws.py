@@ -195,28 +195,52 @@ async def voice_agent_socket(websocket: WebSocket) -> None:
 async def _read(
     websocket: WebSocket, conn: Connection, writer: asyncio.Task[None], first: Message | None
 ) -> None:
-    """Feed the client's frames to ``conn``, starting with ``first`` when one was read already."""
-    while not writer.done() and not conn.closed:
-        if first is not None:
-            message, first = first, None
-        else:
-            receive = asyncio.create_task(websocket.receive())
-            done, _ = await asyncio.wait({receive, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if receive not in done:
-                receive.cancel()
-                return
-            message = receive.result()
-        if message["type"] == "websocket.disconnect":
-            conn.on_disconnect()
-            return
-        text = message.get("text")
-        if text is not None:
-            if _too_large(text):
-                conn.on_too_large()
+    """Read frames until the client leaves, the connection closes or the writer stops; ``first``
+    is a frame already read while the server was starting (handled first).
+
+    One plain ``await websocket.receive()`` per frame: a writer that stops cancels the wait
+    (only the wait, never the handling of a frame). This loop runs for every 20 ms of every
+    listening caller, so a task and an ``asyncio.wait`` per frame were a real share of the cost
+    of an idle session.
+    """
+    reader = asyncio.current_task()
+    waiting = False
+
+    def writer_stopped(_: asyncio.Task[None]) -> None:
+        if waiting and reader is not None:
+            reader.cancel()
+
+    writer.add_done_callback(writer_stopped)
+    try:
+        while not writer.done() and not conn.closed:
+            if first is not None:
+                message, first = first, None
             else:
-                await conn.on_text(text)
-        elif message.get("bytes") is not None:
-            conn.on_binary()
+                waiting = True
+                try:
+                    message = await websocket.receive()
+                except asyncio.CancelledError:
+                    if reader is not None and writer.done() and reader.uncancel() == 0:
+                        return  # our own cancel: the writer is gone
+                    raise
+                finally:
+                    waiting = False
+            if message["type"] == "websocket.disconnect":
+                conn.on_disconnect()
+                return
+            text = message.get("text")
+            if text is not None:
+                if _too_large(text):
+                    conn.on_too_large()
+                else:
+                    await conn.on_text(text)
+            elif message.get("bytes") is not None:
+                conn.on_binary()
+            # A frame already buffered is received without yielding; let the writer and the
+            # other sessions run between frames even when a client sends a burst.
+            await asyncio.sleep(0)
+    finally:
+        writer.remove_done_callback(writer_stopped)
 
 
 def _too_large(text: str) -> bool:

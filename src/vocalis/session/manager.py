@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 
 from vocalis import ids, metrics
 from vocalis.protocol import errors
 from vocalis.protocol.config import SessionConfig
 from vocalis.providers.base import LLM, ProviderSet
+from vocalis.providers.workers import node_lag
+from vocalis.session import admission
 from vocalis.session import checkpoint as cp
 from vocalis.session.cluster import CLOSE_SERVICE_RESTART, Cluster
 from vocalis.session.engine import Session
@@ -33,8 +36,9 @@ MAX_ENDED_REMEMBERED = 10_000
 
 
 class SessionManager:
-    def __init__(self, deps: SessionDeps) -> None:
+    def __init__(self, deps: SessionDeps, load_probe: Callable[[], float] = node_lag) -> None:
         self.deps = deps
+        self.load_probe = load_probe  # backlog of the model workers, seconds
         self.settings = deps.settings
         self.clock = deps.clock
         self._live: dict[str, Session] = {}
@@ -81,11 +85,25 @@ class SessionManager:
             found = await self.deps.shared.session_for_resume_token(token)
         return found
 
-    def at_capacity(self) -> bool:
-        if self.draining:
-            return True
+    def budget(self) -> admission.Budget:
         limit = self.settings.max_sessions
-        return limit > 0 and len(self._live) >= limit
+        if limit is None:
+            limit = self.deps.providers.session_budget
+        return admission.Budget(limit, self.settings.admission_max_lag_seconds)
+
+    def load(self) -> admission.Load:
+        return admission.Load(len(self._live), self.load_probe())
+
+    def at_capacity(self) -> bool:
+        """Asked exactly when a new session is about to be created; a refusal is counted."""
+        if self.draining:
+            return True  # SIGTERM: the balancer is moving callers to other nodes
+        verdict = admission.decide(self.budget(), self.load())
+        if verdict is admission.Verdict.ADMIT:
+            return False
+        metrics.admission_refused(verdict.value)
+        log.info("new session refused: %s (%d sessions held)", verdict.value, len(self._live))
+        return True
 
     def new_config(self) -> SessionConfig:
         return SessionConfig(

@@ -32,6 +32,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Conversations the embedded stack serves within its latency target on the project's 2-core
+#: machine, as measured by the load suite (``python -m bench.bench_load``; bench/RESULTS.md).
+#: The default ``max_sessions`` of an embedded node; operators on other hardware set their own.
+EMBEDDED_SESSION_BUDGET = 4
+
 
 async def _load(what: str, factory: Callable[[], T]) -> T:
     started = time.perf_counter()
@@ -72,6 +77,7 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
             context=settings.embedded_llm_context,
             poll=settings.embedded_llm_poll,
             max_ahead=settings.embedded_llm_max_ahead,
+            parallel=settings.embedded_llm_parallel,
         ),
     )
     started = time.perf_counter()
@@ -80,6 +86,7 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
     logger.info("warm-up done in %.1f s", time.perf_counter() - started)
     return ProviderSet(
         name="embedded",
+        session_budget=EMBEDDED_SESSION_BUDGET,
         vad=vad,
         turn=turn,
         stt=stt,

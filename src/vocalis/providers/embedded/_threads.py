@@ -53,6 +53,26 @@ class ThreadStream(Generic[T]):
         self._name = name
         self._max_ahead = max_ahead  # > 0: the producer blocks this many items ahead
         self.cancelled = Cancelled()
+        self._finished = threading.Event()
+        self._on_finish: list[Callable[[], None]] = []
+        self._finish_lock = threading.Lock()
+
+    def when_finished(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the producer's thread) once ``produce`` has returned, or now
+        if it already has, or it never started. The consumer may stop listening long before
+        the producer notices: whoever shares a resource with it waits for this."""
+        with self._finish_lock:
+            if not self._finished.is_set():
+                self._on_finish.append(callback)
+                return
+        callback()
+
+    def _finish(self) -> None:
+        with self._finish_lock:
+            self._finished.set()
+            callbacks, self._on_finish = self._on_finish, []
+        for callback in callbacks:
+            callback()
 
     async def __aiter__(self) -> AsyncIterator[T]:
         loop = asyncio.get_running_loop()
@@ -77,9 +97,12 @@ class ThreadStream(Generic[T]):
             # RuntimeError: the loop is already closed, so nobody is listening.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, _End(error))
+            self._finish()
 
-        threading.Thread(target=run, name=self._name, daemon=True).start()
+        started = False
         try:
+            threading.Thread(target=run, name=self._name, daemon=True).start()
+            started = True
             while True:
                 item = await queue.get()
                 if credits is not None:
@@ -91,3 +114,5 @@ class ThreadStream(Generic[T]):
                 yield item
         finally:
             self.cancelled.set()
+            if not started:
+                self._finish()

@@ -18,6 +18,8 @@ hears an answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -36,11 +38,13 @@ from vocalis.providers.base import (
 )
 from vocalis.providers.chat_format import message_dict, tool_dicts
 from vocalis.providers.embedded._threads import Cancelled, ThreadStream
+from vocalis.providers.scheduling import Priority
 from vocalis.providers.toolcall_parsing import (
     ToolCallHoldback,
     parse_tool_calls,
     strip_call_markup,
 )
+from vocalis.providers.workers import SlotGate
 
 #: Generation budget while a tool call is being written (the spoken cap does not apply to it).
 TOOL_CALL_MAX_TOKENS = 256
@@ -95,7 +99,16 @@ class _Chunk:
 
 
 class QwenLLM:
-    """Streaming chat with tools on the embedded model. One request runs at a time."""
+    """Streaming chat with tools on the embedded model, shared by every session of the node.
+
+    llama.cpp runs ``parallel`` sequences at once in one model (its slots, with continuous
+    batching: one decode step advances every active sequence, which costs little more than
+    advancing one). Each slot keeps its own KV cache of ``context`` tokens, and llama.cpp gives a
+    request the slot whose cached prompt shares the longest prefix with it, so each conversation
+    tends to keep its own cache. A :class:`SlotGate` in front keeps at most ``parallel`` requests
+    inside and gives a freed slot to a reply before a background prefill; a waiting request holds
+    no thread.
+    """
 
     def __init__(
         self,
@@ -106,14 +119,21 @@ class QwenLLM:
         context: int = 4096,
         poll: int = 50,
         max_ahead: int = 0,
+        parallel: int = 1,
     ) -> None:
         params = xllamacpp.CommonParams()
         params.cpuparams.poll = poll
         params.cpuparams_batch.poll = poll
-        self._max_ahead = max_ahead
+        # Pausing generation a few tokens ahead of the TTS blocks inside xllamacpp's chunk
+        # callback, and xllamacpp delivers the chunks of all requests one callback at a time:
+        # with several slots, one session waiting for its speech would stall every other
+        # session's tokens (measured: replies 10-20 s late with 2 callers). Only a single slot
+        # may pause that way.
+        self._max_ahead = max_ahead if parallel == 1 else 0
         params.model.path = str(model_path)
-        params.n_ctx = context
-        params.n_parallel = 1  # one slot: its KV cache holds the running conversation
+        params.n_ctx = context * parallel  # split evenly: each slot holds `context` tokens
+        params.n_parallel = parallel
+        params.cont_batching = True
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = batch_threads
         params.use_jinja = True
@@ -123,13 +143,15 @@ class QwenLLM:
         params.verbosity = -1
         self._server = xllamacpp.Server(params)
         self.model_name = model_path.name
+        self.gate = SlotGate("llm", parallel)
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
         allowed = {tool.name for tool in request.tools}
         holdback = ToolCallHoldback()
         native: dict[int, dict[str, str]] = {}
         spoke = False
-        async for chunk in self._generate(request, with_tools=bool(request.tools)):
+        first = self._generate(request, with_tools=bool(request.tools))
+        async for chunk in self._gated(first, Priority.FIRST_AUDIO):
             for native_call in chunk.native_calls:
                 slot = native.setdefault(
                     int(native_call.get("index", 0)), {"name": "", "arguments": ""}
@@ -171,7 +193,9 @@ class QwenLLM:
             messages=_without_tool_syntax(request.messages), max_tokens=request.max_tokens
         )
         holdback = ToolCallHoldback()
-        async for chunk in self._generate(retry, with_tools=False):
+        async for chunk in self._gated(
+            self._generate(retry, with_tools=False), Priority.FIRST_AUDIO
+        ):
             speak = holdback.feed(chunk.text)
             if speak:
                 yield TextDelta(speak)
@@ -179,6 +203,24 @@ class QwenLLM:
         text = (tail + " " + strip_call_markup(held)).strip() if held else tail
         if text:
             yield TextDelta(text)
+
+    async def _gated(
+        self, stream: ThreadStream[_Chunk], priority: Priority
+    ) -> AsyncIterator[_Chunk]:
+        """Iterate ``stream`` inside a slot: its thread starts only once a slot is free, and
+        the slot is free again only once that thread has left llama.cpp (a cancelled reply's
+        request runs on until its next token), so llama.cpp never holds more requests than
+        slots."""
+        await self.gate.acquire(priority)
+        loop = asyncio.get_running_loop()
+
+        def release() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for a slot
+                loop.call_soon_threadsafe(self.gate.release)
+
+        stream.when_finished(release)
+        async for chunk in stream:
+            yield chunk
 
     def _generate(
         self, request: LLMRequest, *, with_tools: bool, max_tokens: int | None = None
@@ -239,10 +281,14 @@ class QwenLLM:
     async def prefill(self, request: LLMRequest) -> None:
         """Evaluate a prompt into the KV cache (one token generated, discarded): a session's
         system prompt and tools are then already cached when its first turn arrives."""
-        async for _ in self._generate(request, with_tools=bool(request.tools), max_tokens=1):
+        stream = self._generate(request, with_tools=bool(request.tools), max_tokens=1)
+        async for _ in self._gated(stream, Priority.BACKGROUND):
             pass
 
     async def warmup(self) -> None:
         request = LLMRequest(messages=(ChatMessage(role="user", content="Hi"),), max_tokens=1)
         async for _ in self.stream(request):
             pass
+
+    async def aclose(self) -> None:
+        self.gate.close()

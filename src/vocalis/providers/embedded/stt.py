@@ -7,7 +7,6 @@ or the VAD filter, and see at most the last 30 s (one Whisper window). Finals se
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from vocalis.providers.base import INPUT_RATE, Audio, STTOptions, Transcript
+from vocalis.providers.scheduling import Priority
+from vocalis.providers.workers import InferenceWorker
 
 # faster-whisper imports huggingface_hub; make sure nothing can ever reach the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,9 +27,17 @@ PARTIAL_MAX_SAMPLES = 30 * INPUT_RATE
 MIN_SAMPLES = INPUT_RATE // 10  # below 100 ms there is nothing to transcribe
 ACCURATE_BEAM = 5
 
+_Decode = tuple[Audio, STTOptions, bool]  # audio, options, final
+
 
 class WhisperSTT:
-    """Final and partial transcripts of one user turn."""
+    """Final and partial transcripts of every session's turns, through one shared worker.
+
+    Decodes run one at a time on the worker's thread (two at once on 2 cores only make both
+    late), finals before partials: a final decides whether a turn ended, a partial only
+    updates a live caption. faster-whisper transcribes one recording per call, so decodes are
+    not batched.
+    """
 
     def __init__(self, model_dir: Path, *, threads: int = 2) -> None:
         self._model = WhisperModel(
@@ -39,13 +48,17 @@ class WhisperSTT:
             num_workers=1,
             local_files_only=True,
         )
+        self.worker: InferenceWorker[_Decode, Transcript] = InferenceWorker(
+            "stt", lambda jobs: [self._run(*job) for job in jobs]
+        )
 
     async def transcribe(self, audio: Audio, options: STTOptions, *, final: bool) -> Transcript:
         if len(audio) < MIN_SAMPLES:
             return Transcript(text="", confidence=None)
         if not final:
             audio = audio[-PARTIAL_MAX_SAMPLES:]
-        return await asyncio.to_thread(self._run, audio, options, final)
+        priority = Priority.TURN_DECISION if final else Priority.BACKGROUND
+        return await self.worker.submit((audio, options, final), priority)
 
     def _run(self, audio: Audio, options: STTOptions, final: bool) -> Transcript:
         kwargs: dict[str, Any] = {
@@ -73,4 +86,7 @@ class WhisperSTT:
 
     async def warmup(self) -> None:
         silence = np.zeros(INPUT_RATE, dtype=np.float32)
-        await asyncio.to_thread(self._run, silence, STTOptions(), True)
+        await self.worker.submit((silence, STTOptions(), True), Priority.TURN_DECISION)
+
+    async def aclose(self) -> None:
+        self.worker.close()

@@ -2,51 +2,74 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import threading
-from collections.abc import AsyncIterator, Callable
-from functools import partial
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
 
 from vocalis.providers.base import Audio, LLMError
-from vocalis.providers.embedded._threads import Cancelled, ThreadStream, onnx_session
+from vocalis.providers.embedded._threads import onnx_session
+from vocalis.providers.scheduling import Priority
+from vocalis.providers.workers import InferenceWorker
 
 _SYNTHESIS = SynthesisConfig(volume=0.9)  # Piper peak-normalises each sentence; leave headroom
 
 
 class PiperTTS:
-    """Synthesizes one sentence at a time in a worker thread (Piper is not incremental)."""
+    """Synthesizes one sentence at a time on one worker shared by every session (Piper is not
+    incremental, and two syntheses at once on 2 cores only make both late).
+
+    The first piece a reply asks for goes ahead of other replies' later sentences: those have
+    the audio already playing as slack, the first piece stands between the caller and any sound.
+    A reply produces its audio in one task (``Reply._produce``), so "first" is the first
+    request made from the current task.
+    """
 
     def __init__(self, model_path: Path, config_path: Path, *, threads: int = 1) -> None:
         config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
         # Built by hand rather than with PiperVoice.load so the onnxruntime thread count is ours.
         self._voice = PiperVoice(session=onnx_session(model_path, threads), config=config)
         self.sample_rate: int = config.sample_rate
-        self._lock = threading.Lock()
+        self.worker: InferenceWorker[str, list[Audio]] = InferenceWorker(
+            "tts", lambda texts: [self._run(text) for text in texts]
+        )
+        self._asked: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+
+    def _priority(self) -> Priority:
+        task = asyncio.current_task()
+        if task is None:
+            return Priority.FIRST_AUDIO
+        asked = self._asked.get(task, 0)
+        self._asked[task] = asked + 1
+        return Priority.FIRST_AUDIO if asked == 0 else Priority.BACKGROUND
 
     async def synthesize(self, text: str, voice: str) -> AsyncIterator[Audio]:
         if not text.strip():
             return
         try:
-            stream: ThreadStream[Audio] = ThreadStream(partial(self._run, text), name="piper-tts")
-            async for chunk in stream:
-                yield chunk
+            chunks = await self.worker.submit(text, self._priority())
         except LLMError:
             raise
         except Exception as exc:
             raise LLMError(f"speech synthesis failed: {exc}", code="tts_error") from exc
+        for chunk in chunks:
+            yield chunk
 
-    def _run(self, text: str, emit: Callable[[Audio], None], cancelled: Cancelled) -> None:
+    def _run(self, text: str) -> list[Audio]:
         # Piper splits the text into sentences itself and yields one chunk per sentence.
-        with self._lock:
-            for chunk in self._voice.synthesize(text, syn_config=_SYNTHESIS):
-                if cancelled.is_set():
-                    return
-                emit(np.asarray(chunk.audio_float_array, dtype=np.float32))
+        return [
+            np.asarray(chunk.audio_float_array, dtype=np.float32)
+            for chunk in self._voice.synthesize(text, syn_config=_SYNTHESIS)
+        ]
+
+    async def aclose(self) -> None:
+        self.worker.close()
 
     async def warmup(self) -> None:
         async for _ in self.synthesize("Hello.", "ivy"):

@@ -15,8 +15,6 @@ pause from the model and lowers P(complete) on finished sentences (see ``bench_t
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,8 @@ from faster_whisper.feature_extractor import FeatureExtractor
 
 from vocalis.providers.base import INPUT_RATE, Audio
 from vocalis.providers.embedded._threads import onnx_session
+from vocalis.providers.scheduling import Priority
+from vocalis.providers.workers import InferenceWorker
 
 WINDOW_SECONDS = 8
 WINDOW_SAMPLES = WINDOW_SECONDS * INPUT_RATE
@@ -44,24 +44,36 @@ def turn_features(
 
 
 class SmartTurn:
-    """Turn-completion classifier; one decision costs about 50 ms of one core."""
+    """Turn-completion classifier; one decision costs about 50 ms of one core.
+
+    Shared by every session through one worker: decisions waiting at the same moment (several
+    callers pausing together) run as one batched model call.
+    """
 
     def __init__(self, model_path: Path) -> None:
         self._session = onnx_session(model_path, threads=1)
         self._extractor = FeatureExtractor(feature_size=80, chunk_length=WINDOW_SECONDS)
-        self._lock = threading.Lock()
+        self.worker: InferenceWorker[Audio, float] = InferenceWorker(
+            "turn", self._predict_batch, max_batch=8
+        )
 
     async def completion_probability(self, audio: Audio, transcript: str) -> float:
         # The transcript is not used by this audio-only model.
-        return await asyncio.to_thread(self._predict, audio)
-
-    def _predict(self, audio: Audio) -> float:
         if len(audio) == 0:
             return 0.0
-        features = turn_features(audio, self._extractor)
-        with self._lock:
-            (output,) = self._session.run(None, {"input_features": features})
-        return float(np.clip(output.reshape(-1)[0], 0.0, 1.0))
+        return await self.worker.submit(audio, Priority.TURN_DECISION, batch_key="turn")
+
+    def _predict(self, audio: Audio) -> float:
+        """One decision, in the caller's thread (benchmarks and tests call the model directly)."""
+        return 0.0 if len(audio) == 0 else self._predict_batch([audio])[0]
+
+    def _predict_batch(self, batch: list[Audio]) -> list[float]:
+        features = np.concatenate([turn_features(audio, self._extractor) for audio in batch])
+        (output,) = self._session.run(None, {"input_features": features})
+        return [float(np.clip(p, 0.0, 1.0)) for p in output.reshape(len(batch), -1)[:, 0]]
 
     async def warmup(self) -> None:
-        await asyncio.to_thread(self._predict, np.zeros(INPUT_RATE, dtype=np.float32))
+        await self.completion_probability(np.zeros(INPUT_RATE, dtype=np.float32), "")
+
+    async def aclose(self) -> None:
+        self.worker.close()

@@ -1,0 +1,460 @@
+"""Load and soak suite: simulated callers holding real conversations with one server process.
+
+Each caller opens a session, then for each turn speaks a real recording (../shared/speech, else
+tests/data) in real time, 20 ms chunks, streaming silence in between like a live microphone;
+waits for the reply, listens to it to the end, pauses, and speaks the next one. Callers start
+staggered. For each number of callers N the suite reports voice-to-voice P50/P95 (end of the
+clip's speech → first ``reply.audio``), the turn decision (→ ``input.speech.stopped``) and
+first-audio offsets, the server's CPU (its own process, /proc), its RSS and memory per session,
+and how many callers were refused (``at_capacity``) and how fast. A final burst row opens
+``--burst`` callers at once, to show the node's answer to more callers than it can serve.
+
+    python -m bench.bench_load                      # embedded sweep, writes bench/RESULTS.md
+    python -m bench.bench_load --soak               # 20 sessions × 10 min: RSS, threads, tasks
+    python -m bench.bench_load --quick              # fake providers, seconds (CI runs this)
+
+Figures, not assertions: latency on a shared machine moves with its neighbours' load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import websockets
+
+from bench.common import RATE, b64, connect, load_24k, percentile, speech_bounds, speech_dir
+from bench.report import RESULTS, save_section
+from bench.server_proc import ServerProcess, server_process
+
+CHUNK_MS = 20
+REPLY_TIMEOUT = 25.0
+
+
+@dataclass
+class Turn:
+    speech_end: float
+    stopped: float | None = None
+    first_audio: float | None = None
+    done: float | None = None
+
+
+@dataclass
+class Caller:
+    admitted: bool = False
+    refused: bool = False
+    refusal_seconds: float | None = None
+    error: str | None = None
+    turns: list[Turn] = field(default_factory=list)
+
+
+class Mic:
+    """A live microphone: real-time 20 ms chunks, silence unless a clip is being spoken."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self._queue: list[np.ndarray] = []
+        self._silence = json.dumps(
+            {"type": "input.audio", "audio": b64(np.zeros(RATE * CHUNK_MS // 1000, np.float32))}
+        )
+        self.clip_done: asyncio.Future[float] | None = None
+        self._speech_end_sample = 0
+
+    def speak(self, audio: np.ndarray) -> asyncio.Future[float]:
+        """Queue a clip; the future gets the wall time its speech ended."""
+        _, end = speech_bounds(audio)
+        self._speech_end_sample = int(end * RATE)
+        step = RATE * CHUNK_MS // 1000
+        self._queue = [audio[i : i + step] for i in range(0, len(audio), step)]
+        self.clip_done = asyncio.get_running_loop().create_future()
+        return self.clip_done
+
+    async def run(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._run()
+
+    async def _run(self) -> None:
+        t0 = time.perf_counter()
+        tick = 0
+        sent_in_clip = 0
+        while True:
+            if self._queue:
+                chunk = self._queue.pop(0)
+                await self.ws.send(json.dumps({"type": "input.audio", "audio": b64(chunk)}))
+                before = sent_in_clip
+                sent_in_clip += len(chunk)
+                if before <= self._speech_end_sample < sent_in_clip and self.clip_done:
+                    self.clip_done.set_result(time.perf_counter())
+            else:
+                sent_in_clip = 0
+                await self.ws.send(self._silence)
+            tick += 1
+            await asyncio.sleep(max(0.0, t0 + tick * CHUNK_MS / 1000 - time.perf_counter()))
+
+
+async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, delay: float) -> Caller:
+    await asyncio.sleep(delay)
+    result = Caller()
+    ws = await connect(url)
+    opened = time.perf_counter()
+    await ws.send(json.dumps({"type": "session.update", "session": {}}))
+    while True:
+        event = json.loads(await ws.recv())
+        if event["type"] == "session.ready":
+            result.admitted = True
+            break
+        if event["type"] == "session.error":
+            result.refused = event["code"] == "at_capacity"
+            result.error = event["code"]
+            result.refusal_seconds = time.perf_counter() - opened
+            await ws.close()
+            return result
+    mic = Mic(ws)
+    current: list[Turn] = []
+    replies_done = asyncio.Queue[None]()
+
+    async def listen() -> None:
+        try:
+            await _listen()
+        except websockets.ConnectionClosed as closed:
+            result.error = f"closed {closed.rcvd.code if closed.rcvd else '?'}"
+
+    async def _listen() -> None:
+        async for raw in ws:
+            event = json.loads(raw)
+            kind, now = event["type"], time.perf_counter()
+            turn = current[-1] if current else None
+            if turn is None:
+                continue
+            if kind == "input.speech.stopped" and turn.stopped is None:
+                turn.stopped = now
+            elif kind == "reply.audio" and turn.first_audio is None and now > turn.speech_end:
+                turn.first_audio = now
+            elif kind == "reply.done" and turn.first_audio is not None:
+                turn.done = now
+                replies_done.put_nowait(None)
+            elif kind == "session.ended":
+                return
+
+    async with asyncio.TaskGroup() as tg:
+        mic_task = tg.create_task(mic.run())
+        listener = tg.create_task(listen())
+        for n in range(turns):
+            clip = clips[(index + n) % len(clips)]
+            if listener.done():
+                break  # the server closed the session
+            ended = mic.speak(clip)
+            current.append(Turn(speech_end=float("inf")))
+            try:
+                current[-1].speech_end = await asyncio.wait_for(ended, len(clip) / RATE + 5)
+            except TimeoutError:
+                current.pop()  # the microphone stopped: the socket is gone
+                break
+            with contextlib.suppress(TimeoutError):  # unanswered: counted as such
+                await asyncio.wait_for(replies_done.get(), REPLY_TIMEOUT)
+            await asyncio.sleep(0.5)  # the caller thinks before speaking again
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(json.dumps({"type": "session.end"}))
+        try:
+            await asyncio.wait_for(asyncio.shield(listener), 5)
+        except TimeoutError:
+            listener.cancel()
+        mic_task.cancel()
+    result.turns = current
+    await ws.close()
+    return result
+
+
+def _offsets(callers: list[Caller], attr: str) -> list[float]:
+    out = []
+    for c in callers:
+        for t in c.turns:
+            value = getattr(t, attr)
+            if value is not None:
+                out.append(value - t.speech_end)
+    return out
+
+
+async def run_n(
+    server: ServerProcess, clips: list[np.ndarray], n: int, turns: int, stagger: float
+) -> dict[str, Any]:
+    rss0 = server.rss_mb()
+    stages0 = await asyncio.to_thread(stage_totals, server)
+    cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+    peak: list[float] = [rss0]
+    lags: list[float] = [0.0]
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            peak.append(server.rss_mb())
+            capacity = (await asyncio.to_thread(server.health)).get("capacity")
+            if isinstance(capacity, dict):
+                lags.append(float(capacity.get("lag_seconds") or 0.0))
+
+    sampler = asyncio.create_task(sample())
+    results = await asyncio.gather(
+        *(caller(server.url, clips, i, turns, i * stagger) for i in range(n))
+    )
+    sampler.cancel()
+    wall = time.perf_counter() - t0
+    cpu = server.cpu_seconds() - cpu0
+    stages1 = await asyncio.to_thread(stage_totals, server)
+    stage_means = {
+        stage: (stages1[stage][0] - stages0[stage][0])
+        / max(1.0, stages1[stage][1] - stages0[stage][1])
+        for stage in stages1
+    }
+    admitted = [c for c in results if c.admitted]
+    v2v = _offsets(admitted, "first_audio")
+    refusals = [c.refusal_seconds for c in results if c.refusal_seconds is not None]
+    return {
+        "callers": n,
+        "admitted": len(admitted),
+        "refused": sum(1 for c in results if c.refused),
+        "dropped": sum(1 for c in results if c.admitted and c.error),
+        "turns": sum(len(c.turns) for c in admitted),
+        "answered": len(v2v),
+        "v2v_p50": percentile(v2v, 50),
+        "v2v_p95": percentile(v2v, 95),
+        "decision_p50": percentile(_offsets(admitted, "stopped"), 50),
+        "first_audio_p50": percentile(v2v, 50),
+        "refusal_max": max(refusals, default=0.0),
+        "cpu_percent": 100 * cpu / wall,
+        "rss_mb": max(peak),
+        "mb_per_session": (max(peak) - rss0) / max(1, len(admitted)),
+        "max_lag": max(lags),
+        "stage_means": stage_means,
+        "v2v_all": v2v,
+    }
+
+
+STAGES = ("stt", "stt_partial", "turn", "llm_first_token", "tts_first_audio")
+
+
+def stage_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
+    """(sum of seconds, calls) of each provider stage so far, from the server's histograms."""
+    text = httpx.get(f"{server.http}/metrics", timeout=10).text
+    out = {}
+    for stage in STAGES:
+        values = []
+        for part in ("sum", "count"):
+            pattern = (
+                rf'^vocalis_provider_latency_seconds_{part}\{{provider="[^"]+",'
+                rf'stage="{stage}"\}} (\S+)$'
+            )
+            found = re.search(pattern, text, re.MULTILINE)
+            values.append(float(found.group(1)) if found else 0.0)
+        out[stage] = (values[0], values[1])
+    return out
+
+
+def _clips(limit: int) -> list[np.ndarray]:
+    folder = speech_dir()
+    paths = sorted(folder.glob("asr_*.wav"))[:limit]
+    return [load_24k(p) for p in paths]
+
+
+def plot_load(
+    rows: list[dict[str, Any]], folder: Path, before: list[dict[str, Any]] | None = None
+) -> None:
+    """Latency and CPU against N; ``before`` (main's figures), when given, drawn in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        saved = RESULTS / "load.json"
+        rows = json.loads(saved.read_text())["rows"] if saved.exists() else []
+    n = [r["callers"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(n, [r["v2v_p50"] for r in rows], "o-", label="voice-to-voice P50")
+    ax.plot(n, [r["v2v_p95"] for r in rows], "s-", label="voice-to-voice P95")
+    ax.plot(n, [r["decision_p50"] for r in rows], "^--", label="turn decision P50")
+    if before:
+        nb = [r["callers"] for r in before]
+        ax.plot(nb, [r["v2v_p50"] for r in before], "o:", color="grey", label="before: P50")
+        ax.plot(nb, [r["v2v_p95"] for r in before], "s:", color="silver", label="before: P95")
+    ax.axhline(1.5, color="grey", lw=0.8, ls=":", label="P95 target 1.5 s")
+    ax.set_xlabel("callers (admitted + refused)")
+    ax.set_ylabel("seconds after the end of speech")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "load_latency.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(n, [r["cpu_percent"] for r in rows], "o-", label="this branch")
+    if before:
+        ax.plot(nb, [r["cpu_percent"] for r in before], "o:", color="grey", label="before (main)")
+    ax.legend()
+    ax.set_xlabel("callers")
+    ax.set_ylabel("server CPU (% of one core; 200 = both)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "load_cpu.png", dpi=100)
+    plt.close(fig)
+
+
+async def soak(server: ServerProcess, clips: list[np.ndarray], n: int, minutes: float) -> dict:
+    samples: list[tuple[float, float, int]] = []
+    t0 = time.perf_counter()
+    deadline = t0 + minutes * 60
+    answered = 0
+    threads_start = server.threads()
+
+    async def one(i: int) -> None:
+        nonlocal answered
+        await asyncio.sleep(i * 0.5)
+        while time.perf_counter() < deadline:
+            c = await caller(server.url, clips, i, 3, 0.0)
+            answered += sum(1 for t in c.turns if t.first_audio is not None)
+
+    async def sample() -> None:
+        while True:
+            samples.append((time.perf_counter() - t0, server.rss_mb(), server.threads()))
+            await asyncio.sleep(5.0)
+
+    sampler = asyncio.create_task(sample())
+    await asyncio.gather(*(one(i) for i in range(n)))
+    sampler.cancel()
+    await asyncio.sleep(2.0)  # let the server finish ending the sessions
+    warm = [s for s in samples if s[0] >= 0.2 * minutes * 60] or samples
+    rss_warm, rss_end = warm[0][1], samples[-1][1]
+    return {
+        "sessions": n,
+        "minutes": minutes,
+        "turns": answered,
+        "rss_warm_mb": rss_warm,
+        "rss_end_mb": rss_end,
+        "rss_growth_percent": 100 * (rss_end - rss_warm) / rss_warm,
+        "threads_start": threads_start,
+        "threads_end": samples[-1][2],
+        "threads_after": server.threads(),
+        "tasks_after": server.metric("vocalis_event_loop_tasks"),
+        "samples": samples,
+    }
+
+
+def plot_soak(d: dict[str, Any], folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [s[0] / 60 for s in d["samples"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(t, [s[1] for s in d["samples"]], "-", label="RSS MB")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("server RSS (MB)")
+    ax2 = ax.twinx()
+    ax2.plot(t, [s[2] for s in d["samples"]], "r--", label="threads")
+    ax2.set_ylabel("threads")
+    ax.set_title(f"Soak: {d['sessions']} sessions")
+    fig.tight_layout()
+    fig.savefig(folder / "soak.png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--providers", default="embedded", choices=["embedded", "fake"])
+    parser.add_argument("--callers", default="1,2,3,4,6", help="N values of the sweep")
+    parser.add_argument("--burst", type=int, default=10, help="callers at once, last row")
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--stagger", type=float, default=1.5, help="seconds between starts")
+    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--max-sessions", default=None, help="VOCALIS_MAX_SESSIONS of the server")
+    parser.add_argument("--soak", action="store_true")
+    parser.add_argument("--soak-sessions", type=int, default=20)
+    parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="fake providers, seconds (CI)")
+    parser.add_argument("--results", default=None, help="folder for figures (default bench/)")
+    parser.add_argument("--pythonpath", default=None, help="src/ of another checkout to measure")
+    parser.add_argument("--label", default="load", help="name of the saved section")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.providers, args.callers, args.burst = "fake", "1,2", 4
+        args.turns, args.stagger, args.clips = 2, 0.2, 3
+        args.max_sessions = args.max_sessions or "2"
+    folder = Path(args.results) if args.results else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {}
+    if args.max_sessions is not None:
+        env["VOCALIS_MAX_SESSIONS"] = str(args.max_sessions)
+    if args.soak:
+        env.setdefault("VOCALIS_MAX_SESSIONS", str(args.soak_sessions))
+        env["VOCALIS_ADMISSION_MAX_LAG_SECONDS"] = "0"
+    clips = _clips(args.clips)
+    command = "python -m bench.bench_load " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(f"providers: {args.providers}; clips: {len(clips)} from {speech_dir()}", flush=True)
+    with server_process(args.providers, env=env, pythonpath=args.pythonpath) as server:
+        print(f"server capacity: {server.health().get('capacity')}", flush=True)
+        if args.soak:
+            d = asyncio.run(soak(server, clips, args.soak_sessions, args.soak_minutes))
+            print(
+                f"soak: RSS {d['rss_warm_mb']:.0f} → {d['rss_end_mb']:.0f} MB "
+                f"({d['rss_growth_percent']:+.1f} %), threads {d['threads_start']} → "
+                f"{d['threads_end']} → {d['threads_after']} after, tasks after "
+                f"{d['tasks_after']:.0f}, turns answered {d['turns']}"
+            )
+            d["command"] = command
+            if not args.results:
+                name = "soak" if args.label == "load" else args.label
+                if name == "soak":
+                    plot_soak(d, folder)
+                save_section(name, d)
+            return d
+        rows = []
+        counts = [int(x) for x in args.callers.split(",")]
+        for n in [*counts, args.burst]:
+            stagger = 0.0 if n == args.burst else args.stagger
+            row = asyncio.run(run_n(server, clips, n, args.turns, stagger))
+            row["burst"] = n == args.burst
+            rows.append(row)
+            print(
+                f"N={n:2d}{' (all at once)' if row['burst'] else ''}: admitted {row['admitted']} "
+                f"refused {row['refused']} (max {row['refusal_max']:.2f} s); dropped "
+                f"{row['dropped']}; answered "
+                f"{row['answered']}/{row['turns']}; v2v P50 {row['v2v_p50']:.2f} P95 "
+                f"{row['v2v_p95']:.2f} s; decision P50 {row['decision_p50']:.2f} s; CPU "
+                f"{row['cpu_percent']:.0f} %; RSS {row['rss_mb']:.0f} MB "
+                f"(+{row['mb_per_session']:.1f} MB/session); worst worker lag "
+                f"{row['max_lag']:.1f} s; mean stage s "
+                + " ".join(f"{k}={v:.2f}" for k, v in row["stage_means"].items()),
+                flush=True,
+            )
+    summary: dict[str, Any] = {
+        "rows": rows,
+        "providers": args.providers,
+        "command": command,
+        "note": (
+            f"{args.turns} turns per caller, starts {args.stagger} s apart (the last row: "
+            f"{args.burst} callers at once); server budget "
+            f"{args.max_sessions or 'default (unset)'}."
+        ),
+    }
+    if not args.results:
+        save_section(args.label, summary)
+    before = RESULTS / "load_before.json"
+    plot_load(
+        rows if args.label == "load" else [],
+        folder,
+        json.loads(before.read_text())["rows"] if before.exists() and not args.quick else [],
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Shared model workers: the thin threaded/async shells around :mod:`.scheduling`'s queue.
+
+* :class:`InferenceWorker` — one daemon thread per model. Sessions ``await submit(job,
+  priority)``; the thread takes the most urgent job (with others of the same ``batch_key``) and
+  runs them as one call. Calls no longer overlap on the model, so on 2 cores one session's
+  final transcript is not slowed by three others' partials, and the order follows the policy.
+* :class:`SlotGate` — for a model that runs several requests at once itself (llama.cpp's
+  parallel slots with continuous batching): at most ``slots`` requests are inside; the next
+  slot goes to the most urgent waiter, not the earliest.
+
+Both report their backlog (:meth:`lag`: how long the oldest waiting job a caller is waiting on —
+a reply's first audio or a turn's decision — has waited; partials and later sentences piling up
+are expected under load and do not count). The node's load signal for admission
+(:func:`node_lag`) is the worst backlog of the live workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from vocalis.providers.scheduling import JobQueue, Priority
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+Clock = Callable[[], float]
+URGENT = Priority.TURN_DECISION  # backlog of this priority or more urgent is the load signal
+
+
+class _Lagging(Protocol):
+    name: str
+
+    def lag(self) -> float: ...
+
+
+_LIVE: weakref.WeakSet[_Lagging] = weakref.WeakSet()
+
+
+def node_lag() -> float:
+    """The worst backlog (seconds) among this process's live workers; 0 when none exist."""
+    return max((w.lag() for w in list(_LIVE)), default=0.0)
+
+
+def worker_lags() -> dict[str, float]:
+    """Backlog of each live worker by name (the worst, when names repeat)."""
+    lags: dict[str, float] = {}
+    for worker in list(_LIVE):
+        lags[worker.name] = max(lags.get(worker.name, 0.0), worker.lag())
+    return lags
+
+
+@dataclass
+class _Pending(Generic[J, R]):
+    job: J
+    future: asyncio.Future[R]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(future: asyncio.Future[R], result: R | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
+class InferenceWorker(Generic[J, R]):
+    """Runs ``run(jobs) -> results`` (same length, same order) on one thread, most urgent first."""
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[list[J]], list[R]],
+        *,
+        max_batch: int = 1,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.name = name
+        self._run = run
+        self._max_batch = max_batch
+        self._clock = clock
+        self._queue: JobQueue[_Pending[J, R]] = JobQueue()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # model calls made (a batch counts once)
+        self.jobs = 0
+        _LIVE.add(self)
+
+    def lag(self) -> float:
+        with self._cond:
+            return self._queue.lag(self._clock(), URGENT)
+
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    async def submit(self, job: J, priority: Priority, batch_key: str | None = None) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError(f"worker {self.name} is closed")
+            ticket = self._queue.push(
+                _Pending(job, future, loop), priority, self._clock(), batch_key
+            )
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with self._cond:
+                self._queue.remove(ticket)  # not started yet: it never will be
+            raise
+
+    def close(self) -> None:
+        """Stop the thread after the job it is running; queued jobs are dropped."""
+        with self._cond:
+            self._closed = True
+            dropped = []
+            while len(self._queue):
+                dropped += self._queue.pop_batch()
+            self._cond.notify_all()
+        for ticket in dropped:
+            p = ticket.item
+            with contextlib.suppress(RuntimeError):
+                p.loop.call_soon_threadsafe(p.future.cancel)
+        _LIVE.discard(self)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not len(self._queue) and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                batch = self._queue.pop_batch(self._max_batch)
+            pending = [t.item for t in batch]
+            results: list[R] | None = None
+            error: BaseException | None = None
+            try:
+                results = self._run([p.job for p in pending])
+            except BaseException as exc:  # handed to every waiter of the batch
+                error = exc
+            self.batches += 1
+            self.jobs += len(pending)
+            for i, p in enumerate(pending):
+                result = results[i] if results is not None else None
+                # RuntimeError: that session's loop is closed, nobody is waiting any more
+                with contextlib.suppress(RuntimeError):
+                    p.loop.call_soon_threadsafe(_settle, p.future, result, error)
+
+
+class SlotGate:
+    """At most ``slots`` holders at once; a freed slot goes to the most urgent waiter.
+
+    Lives on one event loop (no threads): the model behind it runs its own threads.
+    """
+
+    def __init__(self, name: str, slots: int, clock: Clock = time.monotonic) -> None:
+        self.name = name
+        self.slots = slots
+        self._free = slots
+        self._clock = clock
+        self._queue: JobQueue[asyncio.Future[None]] = JobQueue()
+        _LIVE.add(self)
+
+    def lag(self) -> float:
+        return self._queue.lag(self._clock(), URGENT)
+
+    @property
+    def busy(self) -> int:
+        return self.slots - self._free
+
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: Priority) -> AsyncIterator[None]:
+        await self.acquire(priority)
+        try:
+            yield
+        finally:
+            self.release()
+
+    async def acquire(self, priority: Priority) -> None:
+        """Wait for a slot; every successful ``acquire`` needs exactly one :meth:`release`."""
+        if self._free > 0 and not len(self._queue):
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ticket = self._queue.push(future, priority, self._clock())
+        try:
+            await future
+        except asyncio.CancelledError:
+            if not self._queue.remove(ticket) and future.done() and not future.cancelled():
+                self.release()  # granted just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while len(self._queue):
+            (ticket,) = self._queue.pop_batch()
+            if not ticket.item.done():
+                ticket.item.set_result(None)  # the slot passes straight to this waiter
+                return
+        self._free += 1
+
+    def close(self) -> None:
+        _LIVE.discard(self)

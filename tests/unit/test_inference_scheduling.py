@@ -1,0 +1,176 @@
+"""The shared workers' ordering policy and shells: priority order, batching, cancellation, lag."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from vocalis.providers.scheduling import JobQueue, Priority
+from vocalis.providers.workers import InferenceWorker, SlotGate, node_lag, worker_lags
+
+FA, TD, BG = Priority.FIRST_AUDIO, Priority.TURN_DECISION, Priority.BACKGROUND
+
+
+def drain(queue: JobQueue[str], max_batch: int = 1) -> list[list[str]]:
+    out = []
+    while len(queue):
+        out.append([t.item for t in queue.pop_batch(max_batch)])
+    return out
+
+
+# ------------------------------------------------------------------------------ pure policy
+def test_first_audio_then_turn_decision_then_background_fifo_within_each() -> None:
+    q: JobQueue[str] = JobQueue()
+    for item, prio in [
+        ("partial-a", BG),
+        ("final-a", TD),
+        ("later-sentence", BG),
+        ("first-piece-b", FA),
+        ("final-b", TD),
+        ("first-piece-c", FA),
+    ]:
+        q.push(item, prio, now=0.0)
+    assert drain(q) == [
+        ["first-piece-b"],
+        ["first-piece-c"],
+        ["final-a"],
+        ["final-b"],
+        ["partial-a"],
+        ["later-sentence"],
+    ]
+
+
+def test_a_batch_is_the_most_urgent_job_plus_waiting_jobs_with_its_key() -> None:
+    q: JobQueue[str] = JobQueue()
+    q.push("vad-1", BG, 0.0, batch_key="vad")
+    q.push("final", TD, 0.0)
+    q.push("vad-2", BG, 0.0, batch_key="vad")
+    q.push("other-key", BG, 0.0, batch_key="x")
+    q.push("vad-3", BG, 0.0, batch_key="vad")
+    assert drain(q, max_batch=8) == [["final"], ["vad-1", "vad-2", "vad-3"], ["other-key"]]
+
+
+def test_batches_respect_their_size_and_keyless_jobs_run_alone() -> None:
+    q: JobQueue[str] = JobQueue()
+    for i in range(5):
+        q.push(f"v{i}", BG, 0.0, batch_key="vad")
+    q.push("solo-1", BG, 0.0)
+    q.push("solo-2", BG, 0.0)
+    assert drain(q, max_batch=2) == [["v0", "v1"], ["v2", "v3"], ["v4"], ["solo-1"], ["solo-2"]]
+
+
+def test_withdrawn_jobs_never_run_and_lag_is_the_oldest_wait() -> None:
+    q: JobQueue[str] = JobQueue()
+    assert q.lag(now=5.0) == 0.0
+    old = q.push("old", BG, now=1.0)
+    q.push("new", FA, now=4.0)
+    assert q.lag(now=5.0) == pytest.approx(4.0)
+    assert q.lag(now=5.0, upto=TD) == pytest.approx(1.0)  # only work callers wait on
+    assert q.remove(old)
+    assert not q.remove(old)
+    assert q.lag(now=5.0) == pytest.approx(1.0)
+    assert drain(q) == [["new"]]
+
+
+# ------------------------------------------------------------------------------ worker shell
+async def test_worker_runs_waiting_jobs_by_priority_and_batches_them() -> None:
+    gate = threading.Event()
+    calls: list[list[str]] = []
+
+    def run(jobs: list[str]) -> list[str]:
+        if jobs == ["block"]:
+            gate.wait(5)
+        calls.append(list(jobs))
+        return [j.upper() for j in jobs]
+
+    worker: InferenceWorker[str, str] = InferenceWorker("test-worker", run, max_batch=4)
+    try:
+        blocker = asyncio.create_task(worker.submit("block", BG))
+        while worker.waiting():  # the thread took the blocker
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        later = [
+            asyncio.create_task(worker.submit("p1", BG, batch_key="stt")),
+            asyncio.create_task(worker.submit("final", TD)),
+            asyncio.create_task(worker.submit("p2", BG, batch_key="stt")),
+            asyncio.create_task(worker.submit("first", FA)),
+        ]
+        while worker.waiting() < 4:
+            await asyncio.sleep(0.001)
+        assert worker.lag() >= 0.0
+        assert "test-worker" in worker_lags()
+        gate.set()
+        results = await asyncio.gather(blocker, *later)
+        assert results == ["BLOCK", "P1", "FINAL", "P2", "FIRST"]
+        assert calls == [["block"], ["first"], ["final"], ["p1", "p2"]]
+        assert worker.batches == 4 and worker.jobs == 5
+    finally:
+        gate.set()
+        worker.close()
+
+
+async def test_a_cancelled_waiting_job_is_never_run_and_errors_reach_the_caller() -> None:
+    gate = threading.Event()
+    ran: list[str] = []
+
+    def run(jobs: list[str]) -> list[str]:
+        if jobs == ["block"]:
+            gate.wait(5)
+        if jobs == ["boom"]:
+            raise ValueError("model failed")
+        ran.extend(jobs)
+        return jobs
+
+    worker: InferenceWorker[str, str] = InferenceWorker("test-cancel", run)
+    try:
+        blocker = asyncio.create_task(worker.submit("block", BG))
+        while worker.waiting():
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        doomed = asyncio.create_task(worker.submit("doomed", FA))
+        while worker.waiting() < 1:
+            await asyncio.sleep(0.001)
+        doomed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        assert worker.waiting() == 0
+        gate.set()
+        await blocker
+        with pytest.raises(ValueError, match="model failed"):
+            await worker.submit("boom", TD)
+        assert await worker.submit("after", BG) == "after"
+        assert ran == ["block", "after"]
+    finally:
+        gate.set()
+        worker.close()
+
+
+async def test_slot_gate_gives_a_freed_slot_to_the_most_urgent_waiter() -> None:
+    gate = SlotGate("test-llm", slots=2)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(name: str, prio: Priority) -> None:
+        async with gate.slot(prio):
+            order.append(name)
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(n, BG)) for n in ("a", "b")]
+    await asyncio.sleep(0)
+    assert gate.busy == 2
+    waiters = [
+        asyncio.create_task(hold("prefill", BG)),
+        asyncio.create_task(hold("reply", FA)),
+        asyncio.create_task(hold("cancelled", FA)),
+    ]
+    await asyncio.sleep(0)
+    waiters[2].cancel()
+    await asyncio.sleep(0)
+    assert node_lag() >= 0.0
+    release.set()
+    await asyncio.gather(*holders, *waiters[:2])
+    assert order == ["a", "b", "reply", "prefill"]
+    assert gate.busy == 0
+    gate.close()
