@@ -56,8 +56,9 @@ async def wait_until_ready(state: AppState, websocket: WebSocket) -> tuple[bool,
     return bool(state.ready.is_set()), message
 
 
-async def refuse_while_starting(websocket: WebSocket, state: AppState) -> None:
-    """``session.error at_capacity`` (session ``null``), then close 1013."""
+async def refuse_for_now(websocket: WebSocket, state: AppState) -> None:
+    """``session.error at_capacity`` (session ``null``), then close 1013: the server cannot take
+    this socket now (models still loading, or the cluster's store unreachable); retry."""
     err = errors.at_capacity()
     metrics.session_error(err.code)
     event = session_error(err, None)

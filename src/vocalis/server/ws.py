@@ -41,9 +41,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from vocalis.protocol import errors
 from vocalis.protocol.server_events import ServerEvent
 from vocalis.server.auth import presented_credential, websocket_credential
-from vocalis.server.starting import refuse_while_starting, wait_until_ready
+from vocalis.server.starting import refuse_for_now, wait_until_ready
 from vocalis.server.state import app_state
 from vocalis.session.connection import Connection
+from vocalis.session.shared import SharedStateUnavailable
 from vocalis.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -160,12 +161,17 @@ async def voice_agent_socket(websocket: WebSocket) -> None:
     ready, first = await wait_until_ready(state, websocket)
     if not ready:
         if first is None or first["type"] != "websocket.disconnect":
-            await refuse_while_starting(websocket, state)
+            await refuse_for_now(websocket, state)
         return
     assert state.manager is not None  # set before ready
     transport = WebSocketTransport(Outbox.for_settings(state.settings))
     raw = presented_credential(websocket.headers, websocket.query_params)
-    credential = await websocket_credential(raw, state.settings, state.tokens, state.manager)
+    try:
+        credential = await websocket_credential(raw, state.settings, state.tokens, state.manager)
+    except SharedStateUnavailable as exc:  # a token or resume needs the cluster's store
+        log.warning("socket refused for now: %s", exc)
+        await refuse_for_now(websocket, state)
+        return
     conn = Connection(state.manager, transport, credential, state.clock)
     writer = transport.start(websocket)
     timers: asyncio.Task[None] | None = None

@@ -26,7 +26,7 @@ from vocalis.session import checkpoint as cp
 from vocalis.session.clock import Clock
 from vocalis.session.engine import Session
 from vocalis.session.lifecycle import State
-from vocalis.session.shared import SharedState
+from vocalis.session.shared import SharedState, SharedStateUnavailable
 from vocalis.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class Cluster:
         """The checkpoint task of one owned session (runs in the session's task group)."""
         last: Signature | None = None  # what the store holds; None: nothing written yet
         next_refresh = 0.0
+        failing = False  # Redis was unreachable at the last try (logged once per outage)
         while session.state is not State.ENDED:
             now = self.clock.now()
             current = signature(session)
@@ -83,11 +84,23 @@ class Cluster:
             due = now >= next_refresh and session.state is State.ACTIVE
             if changed or due:
                 try:
+                    if last is None or failing:  # first write, or the store came back
+                        await self.shared.remember_resume_token(session.resume_token, session.id)
                     owned = await self.save(session)
-                except Exception:
-                    log.warning("could not write the checkpoint of %s", session.id, exc_info=True)
-                    await self.clock.sleep(POLL_SECONDS)  # Redis unreachable: try again
+                except SharedStateUnavailable as exc:
+                    if not failing:
+                        log.warning(
+                            "checkpoint of %s not written (%s): the session goes on here and "
+                            "is written again once the store is back",
+                            session.id,
+                            exc,
+                        )
+                    failing = True
+                    await self.clock.sleep(POLL_SECONDS)
                     continue
+                if failing:
+                    log.info("checkpoint of %s written again", session.id)
+                    failing = False
                 if not owned:
                     lost(session)
                     return

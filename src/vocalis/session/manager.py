@@ -13,6 +13,7 @@ end is neither counted nor recorded, since it goes on elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from vocalis.session.cluster import CLOSE_SERVICE_RESTART, Cluster
 from vocalis.session.engine import Session
 from vocalis.session.hooks import AgentLookup, Credential, SessionDeps, SessionRecord
 from vocalis.session.lifecycle import State, Transport
+from vocalis.session.shared import SharedStateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,10 @@ class SessionManager:
             legacy=legacy,
         )
         if self.deps.shared is not None:
-            await self.deps.shared.remember_resume_token(resume_token, session.id)
+            # with the store down the session still runs here; its checkpoint task records the
+            # token once the store is back (Cluster.keep)
+            with contextlib.suppress(SharedStateUnavailable):
+                await self.deps.shared.remember_resume_token(resume_token, session.id)
         await self._start(session)
         session.attach(transport, resumed=False, send_updated=not legacy)
         return session
@@ -190,7 +195,11 @@ class SessionManager:
         """§14.2: checks in order, then attach (taking over an older connection)."""
         session = self._live.get(session_id)
         if session is None and self.cluster is not None:
-            return await self._resume_elsewhere(session_id, credential, transport)
+            try:
+                return await self._resume_elsewhere(session_id, credential, transport)
+            except SharedStateUnavailable:
+                log.warning("resume of %s refused for now: the shared store is down", session_id)
+                raise errors.at_capacity() from None  # 1013: the client tries again
         if session is None or session.state is State.ENDED:
             raise errors.session_not_found()
         if credential.kind == "resume" and credential.session_id != session_id:

@@ -14,6 +14,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+
+class SharedStateUnavailable(Exception):
+    """The shared store cannot be reached now (Redis down, restarting, or cut off).
+
+    Sessions on this node go on without it: only what needs the other nodes (redeeming a token,
+    resuming a session that lives elsewhere, writing checkpoints) waits until it is back, and a
+    client that needs it now is told to try again (``at_capacity``, close 1013).
+    """
+
+
 ReleaseHandler = Callable[[str], Awaitable[None]]
 """Called on the owning node with a session id another node is resuming: hand it off."""
 

@@ -21,14 +21,16 @@ Keys (prefix ``vocalis:``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio as redis
 from cryptography.fernet import Fernet, InvalidToken
 
-from vocalis.session.shared import ReleaseHandler
+from vocalis.session.shared import ReleaseHandler, SharedStateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,18 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
 end
 return 1
 """
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Redis unreachable (down, restarting, cut off): one error type the nodes handle."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise SharedStateUnavailable(f"Redis is unreachable: {exc}") from exc
+
+
+RECONNECT_SECONDS = 1.0  # how often a node cut off from Redis tries its channel again
 
 
 def _ms(seconds: float) -> int:
@@ -90,7 +104,8 @@ class RedisState:
         fernet_key: bytes | None = None,
     ) -> RedisState:
         """Connect, check the server answers, and start listening on this node's inbox."""
-        client = redis.Redis.from_url(url)
+        # bounded waits: a node cut off from Redis must notice, not hang its sessions
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         await client.ping()
         state = cls(
             client,
@@ -106,54 +121,65 @@ class RedisState:
     async def mint_token(
         self, token: str, max_session_duration_seconds: int, ttl_seconds: float
     ) -> None:
-        await self._redis.set(
-            f"{PREFIX}token:{token}", max_session_duration_seconds, px=_ms(ttl_seconds)
-        )
+        with _unavailable():
+            await self._redis.set(
+                f"{PREFIX}token:{token}", max_session_duration_seconds, px=_ms(ttl_seconds)
+            )
 
     async def redeem_token(self, token: str) -> int | None:
-        value = await self._redis.getdel(f"{PREFIX}token:{token}")
-        return int(value) if value is not None else None
+        with _unavailable():
+            value = await self._redis.getdel(f"{PREFIX}token:{token}")
+            return int(value) if value is not None else None
 
     # ---------------------------------------------------------------- resume tokens
     async def remember_resume_token(self, token: str, session_id: str) -> None:
-        ttl = self._resume_ttl
-        await self._redis.set(f"{PREFIX}resume:{token}", session_id, px=_ms(ttl) if ttl else None)
+        with _unavailable():
+            ttl = self._resume_ttl
+            await self._redis.set(
+                f"{PREFIX}resume:{token}", session_id, px=_ms(ttl) if ttl else None
+            )
 
     async def session_for_resume_token(self, token: str) -> str | None:
-        value = await self._redis.get(f"{PREFIX}resume:{token}")
-        return value.decode() if value is not None else None
+        with _unavailable():
+            value = await self._redis.get(f"{PREFIX}resume:{token}")
+            return value.decode() if value is not None else None
 
     # ---------------------------------------------------------------- checkpoints and owners
     async def save_checkpoint(self, session_id: str, data: bytes, ttl_seconds: float) -> bool:
-        sealed = self._fernet.encrypt(data) if self._fernet is not None else data
-        keys = [f"{PREFIX}ckpt:{session_id}", f"{PREFIX}owner:{session_id}"]
-        written = await self._save(keys=keys, args=[self.node_id, sealed, _ms(ttl_seconds)])
-        return bool(written)
+        with _unavailable():
+            sealed = self._fernet.encrypt(data) if self._fernet is not None else data
+            keys = [f"{PREFIX}ckpt:{session_id}", f"{PREFIX}owner:{session_id}"]
+            written = await self._save(keys=keys, args=[self.node_id, sealed, _ms(ttl_seconds)])
+            return bool(written)
 
     async def load_checkpoint(self, session_id: str) -> bytes | None:
-        data: bytes | None = await self._redis.get(f"{PREFIX}ckpt:{session_id}")
-        if data is None or self._fernet is None:
-            return data
-        try:
-            return self._fernet.decrypt(data)
-        except InvalidToken:
-            log.error("checkpoint of %s cannot be decrypted: secret_key differs", session_id)
-            return None
+        with _unavailable():
+            data: bytes | None = await self._redis.get(f"{PREFIX}ckpt:{session_id}")
+            if data is None or self._fernet is None:
+                return data
+            try:
+                return self._fernet.decrypt(data)
+            except InvalidToken:
+                log.error("checkpoint of %s cannot be decrypted: secret_key differs", session_id)
+                return None
 
     async def owner(self, session_id: str) -> str | None:
-        value = await self._redis.get(f"{PREFIX}owner:{session_id}")
-        return value.decode() if value is not None else None
+        with _unavailable():
+            value = await self._redis.get(f"{PREFIX}owner:{session_id}")
+            return value.decode() if value is not None else None
 
     async def claim(self, session_id: str, ttl_seconds: float) -> str | None:
-        previous = await self._redis.set(
-            f"{PREFIX}owner:{session_id}", self.node_id, px=_ms(ttl_seconds), get=True
-        )
-        name = previous.decode() if isinstance(previous, bytes) else None
-        return None if name == self.node_id else name
+        with _unavailable():
+            previous = await self._redis.set(
+                f"{PREFIX}owner:{session_id}", self.node_id, px=_ms(ttl_seconds), get=True
+            )
+            name = previous.decode() if isinstance(previous, bytes) else None
+            return None if name == self.node_id else name
 
     async def forget(self, session_id: str) -> None:
-        keys = [f"{PREFIX}ckpt:{session_id}", f"{PREFIX}owner:{session_id}"]
-        await self._forget(keys=keys, args=[self.node_id])
+        with _unavailable():
+            keys = [f"{PREFIX}ckpt:{session_id}", f"{PREFIX}owner:{session_id}"]
+            await self._forget(keys=keys, args=[self.node_id])
 
     # ---------------------------------------------------------------- hand-off between nodes
     def on_release(self, handler: ReleaseHandler) -> None:
@@ -164,7 +190,8 @@ class RedisState:
         self._waiting[session_id] = done
         try:
             message = {"op": "release", "session_id": session_id, "reply_to": self.node_id}
-            receivers = await self._redis.publish(self._inbox(owner), json.dumps(message))
+            with _unavailable():
+                receivers = await self._redis.publish(self._inbox(owner), json.dumps(message))
             if receivers:
                 await asyncio.wait_for(done, timeout)
         except TimeoutError:
@@ -177,20 +204,41 @@ class RedisState:
         return f"{PREFIX}node:{node_id}"
 
     async def _listen(self) -> None:
-        async for message in self._pubsub.listen():
+        """Serve this node's channel; across a Redis restart, subscribe again and carry on."""
+        down = False
+        while True:
             try:
-                body: dict[str, Any] = json.loads(message["data"])
-                session_id = str(body["session_id"])
-                if body.get("op") == "release":
-                    task = asyncio.create_task(self._release(session_id, str(body["reply_to"])))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                elif body.get("op") == "released":
-                    waiter = self._waiting.get(session_id)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(None)
-            except (ValueError, KeyError, TypeError):
-                log.warning("ignored a malformed message on this node's channel")
+                if down:
+                    await self._pubsub.subscribe(self._inbox(self.node_id))
+                    log.info("shared state (Redis) is reachable again")
+                    down = False
+                async for message in self._pubsub.listen():
+                    self._on_message(message)
+            except redis.TimeoutError:
+                continue  # an idle read timed out: nothing is wrong
+            except (redis.ConnectionError, OSError):
+                if not down:
+                    log.warning(
+                        "shared state (Redis) is unreachable: sessions on this node go on; "
+                        "tokens, resumes from other nodes and checkpoints wait until it is back"
+                    )
+                    down = True
+                await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _on_message(self, message: Any) -> None:
+        try:
+            body: dict[str, Any] = json.loads(message["data"])
+            session_id = str(body["session_id"])
+            if body.get("op") == "release":
+                task = asyncio.create_task(self._release(session_id, str(body["reply_to"])))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif body.get("op") == "released":
+                waiter = self._waiting.get(session_id)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed message on this node's channel")
 
     async def _release(self, session_id: str, reply_to: str) -> None:
         try:
@@ -199,7 +247,10 @@ class RedisState:
         except Exception:
             log.exception("could not release session %s", session_id)
         answer = {"op": "released", "session_id": session_id}
-        await self._redis.publish(self._inbox(reply_to), json.dumps(answer))
+        try:
+            await self._redis.publish(self._inbox(reply_to), json.dumps(answer))
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            log.warning("could not tell node %s that session %s was released", reply_to, session_id)
 
     async def aclose(self) -> None:
         if self._listener is not None:

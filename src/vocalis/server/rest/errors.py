@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vocalis.server.rest.middleware import REQUEST_ID_KEY
+from vocalis.session.shared import SharedStateUnavailable
 from vocalis.storage.errors import InvalidInput, Problem, problems_from_pydantic
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,16 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _shared_state_down(request: Request, exc: Exception) -> JSONResponse:
+    """The cluster's store (Redis) is unreachable. The contract has no REST code for it: 503
+    tells balancers and clients to retry, with the catalogue's retryable ``internal_error``."""
+    log.warning("%s %s refused: %s", request.method, request.url.path, exc)
+    message = "Shared state is unavailable; try again later"
+    return error_response(request, ApiError(503, "internal_error", message))
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SharedStateUnavailable, _shared_state_down)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(RequestValidationError, _request_validation)
