@@ -55,8 +55,17 @@ def test_finished_sentence_is_complete_even_when_the_audio_doubts_it(text: str) 
 def test_leaning_word_closed_by_a_full_stop_is_left_to_the_audio() -> None:
     assert text_ending("Turn it on.")[0] is Ending.LEANS_ON
     assert judge(0.9, "Turn it on.").verdict is Verdict.COMPLETE
-    assert judge(0.2, "Turn it on.").verdict is Verdict.INCOMPLETE
+    # doubtful audio: wait part of the way, not until max_silence ("heard him hard by.")
+    assert judge(0.2, "Turn it on.").verdict is Verdict.UNSURE
+    assert judge(0.2, "Turn it on,").verdict is Verdict.INCOMPLETE
     assert text_ending("Turn it on")[0] is Ending.CONTINUES
+
+
+def test_her_and_his_end_sentences_as_pronouns() -> None:
+    # "the worst of her." was held to max_silence as if "her" were only a determiner
+    assert text_ending("You have seen but the worst of her.")[0] is Ending.LEANS_ON
+    assert judge(0.02, "You have seen but the worst of her.").verdict is Verdict.UNSURE
+    assert text_ending("I gave her")[0] is Ending.CONTINUES
 
 
 def test_full_stop_text_is_complete_at_low_audio_probability() -> None:

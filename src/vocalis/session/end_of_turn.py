@@ -109,7 +109,7 @@ CONTINUING_WORDS = frozenset(
         *("and", "but", "or", "nor", "because", "cause", "although", "though", "unless"),
         *("until", "whereas", "if", "whether", "than", "while"),
         # articles and possessive determiners
-        *("the", "a", "an", "my", "your", "his", "her", "our", "their", "its", "every", "each"),
+        *("the", "a", "an", "my", "your", "our", "their", "its", "every", "each"),
         # prepositions that need an object
         *("of", "to", "for", "with", "into", "onto", "towards", "toward", "between"),
         *("during", "without", "including", "per", "via"),
@@ -126,6 +126,7 @@ LEANING_WORDS = frozenset(
         *("should", "i", "we", "they", "he", "she", "those", "just", "then", "also", "maybe"),
         *("which", "who", "where", "what", "like", "well", "actually", "basically"),
         *("mean", "know"),  # "I mean", "you know" as fillers
+        *("her", "his"),  # determiners ("her car") but also pronouns that end sentences
     }
 )
 DIGIT_WORDS = frozenset(
@@ -259,6 +260,11 @@ def judge(
         return Judgement(Verdict.COMPLETE, ending, f"{why}; audio {prob:.2f}")
     if prob >= policy.leaning_unsure_prob:
         return Judgement(Verdict.UNSURE, ending, f"{why}; audio {prob:.2f}")
+    words = _words(text)
+    if _final_mark(text)[-1:] == "." and words and words[-1] in LEANING_WORDS:
+        # the recogniser closed the sentence on a word that usually leads on ("hard by."):
+        # worth waiting for, not worth holding the floor until max_silence
+        return Judgement(Verdict.UNSURE, ending, f"{why} then '.'; audio {prob:.2f}")
     return Judgement(Verdict.INCOMPLETE, ending, f"{why}; audio {prob:.2f}")
 
 
