@@ -63,6 +63,8 @@ async def trial(url: str, clip: np.ndarray) -> float | None:
             break
         await streamer.send(np.zeros(RATE // 10, np.float32))
     receiver.cancel()
+    # end the session: a detached one would count against max_sessions for its grace window
+    await ws.send(json.dumps({"type": "session.end"}))
     await ws.close()
     if state["done"] != "interrupted" or state["last_audio"] is None:
         return None
