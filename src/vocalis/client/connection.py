@@ -3,6 +3,8 @@
 It creates the session, answers ``tool.call`` with Python callables, resumes the session on a new
 connection after a network drop (§14), and hands every server event to the caller as a plain
 dict, through an ``on_event`` callback or by iterating :meth:`VoiceAgentClient.events`.
+
+Why ~420 lines: connecting, resuming and the event stream are one state machine of the client.
 """
 
 from __future__ import annotations

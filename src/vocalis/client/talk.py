@@ -14,6 +14,9 @@ Exit codes:
   4  no reply in time (``--timeout``), or the input produced no reply
   5  a reply failed (``reply.error``: the LLM or the speech synthesis failed), and no
      ``session.error`` came
+
+Why one module of ~570 lines: it is one command, and its options, display, conversation
+tracking and exit codes are read together by whoever changes what ``vocalis talk`` does.
 """
 
 from __future__ import annotations

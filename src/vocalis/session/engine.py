@@ -11,7 +11,7 @@ the :class:`~vocalis.session.scheduler.ReplyScheduler` (queue, current and preem
 the :class:`~vocalis.session.tools.ToolDesk` (tool calls and held turns). The flow of one audio
 frame and one reply through them is drawn in ``docs/architecture.md``.
 
-Why this file is longer than the others (~550 lines): it is the switchboard. Every client event
+Why this file is longer than the others (~600 lines): it is the switchboard. Every client event
 and every report of a part passes here, and the session implements each part's host interface
 (``ListenerHost``, ``SchedulerHost``, ``ReplyHost``) with short routing methods; the decisions
 themselves live in the parts. Keeping the routing in one place lets a reader follow any event end

@@ -13,6 +13,9 @@ matches its predecessor by ``id``, else by ``name``; a header entry with only ``
 stored value; ``remove: true`` drops it; an ``llm`` entry without ``api_key`` keeps the stored key.
 
 Unknown body fields are ignored, as on the hosted API and as for ``session`` objects (§5).
+
+Why one module of ~480 lines: validation, the PUT merge rules and the views of one document
+belong together; each rule refers to the others (a kept secret, a tool matched by id or name).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ restart (or another node) resumes it where it stopped: any node claims a due row
 lease (``lease_until_us``) in one conditional ``UPDATE``, which only one node can win. Secrets
 are sealed with the server key like stored agents' header values and never leave this module
 except to sign a body.
+
+Why one module of ~430 lines: subscriptions, deliveries and their leases are one schema with one
+set of rules (what a row means at each step); split, the lease rules would be in two places.
 """
 
 from __future__ import annotations
