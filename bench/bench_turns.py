@@ -31,6 +31,7 @@ wall-clock figures are not reported; accuracy figures do not depend on speed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import itertools
 import sys
@@ -110,7 +111,8 @@ class Models:
 
     def vad_probs(self, audio: Audio) -> list[float]:
         n = len(audio) // FRAME
-        return self.vad.open_stream()._run(audio[: n * FRAME])
+        stream = self.vad.open_stream()  # the shared VAD worker, as the server runs it
+        return asyncio.run(stream.probabilities(audio[: n * FRAME]))
 
     def text(self, audio: Audio) -> str:
         key = hashlib.sha1(audio.tobytes()).digest()
