@@ -289,7 +289,6 @@ def shape_ok(data: dict[str, Any]) -> bool:
 # the session's first update, so a later valid `input`/`output` would be invalid for a text
 # session: valid sessions do not draw text sides (tests/integration/test_ws_text_sessions.py
 # covers them; near-valid ones still draw unknown types).
-TEXT_SESSIONS = False
 VOICE_IDS = ("ivy", "james", "alba", "claire", "mia", "pierre", "dmitri")
 FORMATS = st.sampled_from(
     [
@@ -351,8 +350,6 @@ def valid_turn_detection(draw: st.DrawFn, first: bool) -> dict[str, Any]:
 
 @st.composite
 def valid_input(draw: st.DrawFn, first: bool) -> dict[str, Any]:
-    if first and TEXT_SESSIONS and draw(st.integers(0, 9)) == 0:
-        return {"type": "text"}
     inp: dict[str, Any] = {}
     if draw(st.booleans()):
         inp["format"] = draw(FORMATS)
@@ -400,8 +397,6 @@ def valid_session(draw: st.DrawFn, first: bool) -> dict[str, Any]:
                     },
                 )
             )
-            if TEXT_SESSIONS and draw(st.integers(0, 4)) == 0:
-                out = {"type": "text"}
         else:
             out = {"volume": draw(st.integers(min_value=0, max_value=100))}
         s["output"] = out

@@ -237,10 +237,7 @@ class TurnTaker:
         turn.final_pending = False
         turn.final_wall = wall
         turn.result = transcript
-        out: list[Action] = []
-        self._judge(turn, out)
-        self._maybe_commit(turn, wall, out)
-        return out
+        return self._decide(turn, wall)
 
     def verdict_heard(self, item_id: str, probability: float | None, wall: float) -> list[Action]:
         """The turn model's probability that turn ``item_id`` is complete, judged on its audio
@@ -251,6 +248,10 @@ class TurnTaker:
         turn.verdict_pending = False
         turn.verdict_answered = True
         turn.probability = probability
+        return self._decide(turn, wall)
+
+    def _decide(self, turn: _Turn, wall: float) -> list[Action]:
+        """An answer arrived: judge the pause if it can be now, and commit if it is due."""
         out: list[Action] = []
         self._judge(turn, out)
         self._maybe_commit(turn, wall, out)
