@@ -39,6 +39,9 @@ settings.register_profile(
     "fuzz", max_examples=2500, deadline=None, suppress_health_check=_SUPPRESS, print_blob=True
 )
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+# Loaded explicitly: Hypothesis switches to its own ``ci`` profile when it sees a CI environment
+# (``CI=true``), which would drop the suppressed health checks above and fail the fixtures.
+settings.load_profile(PROFILE)
 
 
 def examples(default: int, fuzz: int) -> settings:
