@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pytest_asyncio
 
 from tests.speech import normalize, reference, wer
 from vocalis.providers.base import (
@@ -22,7 +23,9 @@ from vocalis.providers.base import (
     ToolSpec,
 )
 
-pytestmark = pytest.mark.models
+# One event loop for the module, as in the server: the providers' workers and the LLM's slot
+# gate live on the loop that uses them, so a loop per test would strand them between tests.
+pytestmark = [pytest.mark.models, pytest.mark.asyncio(loop_scope="module")]
 
 DATA = Path(__file__).parent.parent / "data"
 RATE = 16_000
@@ -45,17 +48,17 @@ def _clip(name: str) -> Audio:
     return np.asarray(audio, dtype=np.float32)
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[ProviderSet]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack() -> AsyncIterator[ProviderSet]:
     pytest.importorskip("xllamacpp")
     from vocalis.providers.embedded import build_embedded_providers, ensure_assets
     from vocalis.settings import Settings
 
     settings = Settings()
     ensure_assets(settings, allow_download=True)  # what `vocalis models prepare` does; idempotent
-    providers = asyncio.run(build_embedded_providers(settings))
+    providers = await build_embedded_providers(settings)
     yield providers
-    asyncio.run(providers.aclose())
+    await providers.aclose()
 
 
 async def _collect(stack: ProviderSet, request: LLMRequest) -> list[LLMEvent]:
@@ -189,7 +192,7 @@ async def test_llm_stops_when_the_consumer_closes_the_stream(stack: ProviderSet)
     first = await anext(aiter(stream))
     assert isinstance(first, TextDelta)
     await stream.aclose()  # type: ignore[attr-defined]
-    # The next request is served (the cancelled generation released the model's only slot).
+    # The next request is served (the cancelled generation gave its slot back).
     events = await asyncio.wait_for(
         _collect(stack, LLMRequest((SYSTEM, ChatMessage("user", "Say OK.")), max_tokens=5)),
         timeout=60,
