@@ -93,6 +93,9 @@ class InferenceWorker(Generic[J, R]):
         self._thread: threading.Thread | None = None
         self.batches = 0  # model calls made (a batch counts once)
         self.jobs = 0
+        #: Called on the worker's thread when it runs out of jobs: housekeeping that nobody
+        #: should wait for (the embedded stack hands freed native memory back here).
+        self.on_idle: Callable[[], None] | None = None
         _LIVE.add(self)
 
     def lag(self) -> float:
@@ -139,6 +142,10 @@ class InferenceWorker(Generic[J, R]):
 
     def _loop(self) -> None:
         while True:
+            with self._cond:
+                idle = not len(self._queue)
+            if idle and self.on_idle is not None and not self._closed:
+                self.on_idle()
             with self._cond:
                 while not len(self._queue) and not self._closed:
                     self._cond.wait()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from vocalis.session.shared import SharedStateUnavailable
 log = logging.getLogger(__name__)
 
 MAX_ENDED_REMEMBERED = 10_000
+#: An ended session is freed by a full garbage collection, run at most this often (seconds).
+COLLECT_EVERY_SECONDS = 2.0
 
 
 class SessionManager:
@@ -48,6 +51,8 @@ class SessionManager:
         self._tokens: dict[str, str] = {}  # resume token -> session id (live and ended)
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._moved: set[str] = set()  # let go of to another node: not ended, not recorded
+        self._collected_at = float("-inf")
+        self._collection: asyncio.TimerHandle | None = None
         self.draining = False
         self.cluster: Cluster | None = None
         if deps.shared is not None:
@@ -188,6 +193,29 @@ class SessionManager:
                 await self.deps.recorder.session_ended(session.record())
             except Exception:
                 log.exception("could not record the end of session %s", session.id)
+        self._schedule_collection()
+
+    def _schedule_collection(self) -> None:
+        """Collect once the ending session's own task is done (its frames still hold it now),
+        and at most every ``COLLECT_EVERY_SECONDS``."""
+        if self._collection is not None:
+            return
+        delay = max(0.1, self._collected_at + COLLECT_EVERY_SECONDS - self.clock.now())
+        self._collection = asyncio.get_running_loop().call_later(delay, self._collect_ended)
+
+    def _collect_ended(self) -> None:
+        """Free ended sessions now rather than whenever the collector gets to them.
+
+        A session is a web of reference cycles (its parts call back into it, its tasks hold
+        their coroutines), so it is freed by the cyclic collector, not when its last task
+        ends; and full collections are rare. In a 10-minute soak of 20 callers, RSS rose by
+        ~200 MB between two of them and fell back at the next (its audio buffers, replies and
+        model inputs: ~10 MB per ended session). The server freezes its start-up objects
+        (``serve.freeze_start_up_objects``), so a full pass costs the event loop 1-2 ms.
+        """
+        self._collection = None
+        self._collected_at = self.clock.now()
+        gc.collect()
 
     async def resume(
         self, session_id: str, credential: Credential, transport: Transport

@@ -19,6 +19,7 @@ from vocalis.providers.embedded.assets import (
     ensure_assets,
     prepare_models,
 )
+from vocalis.providers.embedded.native_heap import HeapTrimmer
 from vocalis.settings import Settings
 
 __all__ = [
@@ -78,8 +79,12 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
             poll=settings.embedded_llm_poll,
             max_ahead=settings.embedded_llm_max_ahead,
             parallel=settings.embedded_llm_parallel,
+            cache_ram_mib=settings.embedded_llm_cache_ram_mib,
         ),
     )
+    trimmer = HeapTrimmer()
+    for worker in (vad.worker, turn.worker, stt.worker, tts.worker):
+        worker.on_idle = trimmer.maybe_trim
     started = time.perf_counter()
     for provider in (turn, stt, tts, llm):
         await provider.warmup()

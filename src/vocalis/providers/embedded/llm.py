@@ -120,6 +120,7 @@ class QwenLLM:
         poll: int = 50,
         max_ahead: int = 0,
         parallel: int = 1,
+        cache_ram_mib: int = 0,
     ) -> None:
         params = xllamacpp.CommonParams()
         params.cpuparams.poll = poll
@@ -138,6 +139,13 @@ class QwenLLM:
         params.cpuparams_batch.n_threads = batch_threads
         params.use_jinja = True
         params.cache_prompt = True
+        # When a conversation's slot goes to another one, llama.cpp saves the evicted KV state
+        # in host RAM (up to 8 GiB by default) so the conversation can come back without a new
+        # prefill. A node's budget keeps one conversation per slot (max_sessions 4, 4 slots),
+        # so the cache only helps past the budget, and unsized it lets the process grow by
+        # gigabytes. Off unless the operator sizes it (in the 20-caller soak, 128 MiB or 0
+        # made no difference measurable through the noise: it was not the growth's cause).
+        params.cache_ram_mib = cache_ram_mib
         params.port = 0  # any free port, on the default 127.0.0.1
         params.api_keys = [secrets.token_urlsafe(32)]
         params.verbosity = -1
