@@ -4,8 +4,9 @@
 
 VAD cost per 32 ms frame, Smart Turn cost per decision, STT final latency / RTF / WER over the
 ``asr_*`` clips of the speech set (``../shared/speech`` beside the checkout, else
-``tests/data``), LLM time to first token (cold and with the prompt cached) and tokens per second
-(alone and while Piper speaks), TTS time to first audio and RTF, load times and resident memory.
+``tests/data``), LLM time to first token (cold and with the prompt cached) and streamed text
+deltas per second (alone and while Piper speaks; deltas, not llama.cpp's tokens), TTS time to
+first audio and RTF, load times and resident memory.
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def bench_llm(llm: QwenLLM, tts: PiperTTS) -> None:
         ):
             ttft, pieces, rate, text = await once((*history, ChatMessage("user", question)))
             print(
-                f"llm   cached TTFT {ttft * 1e3:4.0f} ms, {rate:4.1f} tok/s ({pieces} deltas)"
+                f"llm   cached TTFT {ttft * 1e3:4.0f} ms, {rate:4.1f} deltas/s ({pieces} deltas)"
                 f" -> {text[:70]!r}"
             )
         story = (system, ChatMessage("user", "Tell me a long story about the restaurant."))
@@ -203,7 +204,7 @@ def bench_llm(llm: QwenLLM, tts: PiperTTS) -> None:
         stop.set()
         await speaker
         print(
-            f"llm   generation {alone:.1f} tok/s alone, {contended:.1f} tok/s while Piper "
+            f"llm   generation {alone:.1f} deltas/s alone, {contended:.1f} deltas/s while Piper "
             f"synthesizes continuously"
         )
 
