@@ -34,9 +34,7 @@ class PiperTTS:
     def __init__(self, model_path: Path, config_path: Path, *, threads: int = 1) -> None:
         config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
         # Built by hand rather than with PiperVoice.load so the onnxruntime thread count is ours.
-        self._voice = PiperVoice(
-            session=onnx_session(model_path, threads, shrink=True), config=config
-        )
+        self._voice = PiperVoice(session=onnx_session(model_path, threads), config=config)
         self.sample_rate: int = config.sample_rate
         self.worker: InferenceWorker[str, list[Audio]] = InferenceWorker(
             "tts", lambda texts: [self._run(text) for text in texts]
