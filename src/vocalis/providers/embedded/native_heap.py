@@ -4,9 +4,10 @@ The embedded models allocate outside Python: onnxruntime tensors for every VAD b
 sentence, CTranslate2 buffers for every Whisper call, each in the glibc arena of the worker
 thread that runs it. Sizes change with every call (a sentence's length, a batch's width), so
 freed blocks rarely fit the next request exactly, and glibc keeps the freed pages mapped for
-reuse. Nothing leaks (the soak suite counts Python objects, sessions and threads: all flat),
-but the process's RSS crept up by about 30 % over 5 minutes of 20 conversations
-(bench/RESULTS.md, "Soak").
+reuse. Most of the soak's RSS growth turned out to be ended sessions waiting for Python's
+garbage collector (``SessionManager._collect_ended``); this is the native half, and its share
+was not measured on its own (a 5-minute soak with it and without the collector fix: +19 %
+against +32 % before, within the host's noise of other changes made at the same time).
 
 ``malloc_trim(0)`` hands every arena's free pages back. It is cheap (milliseconds) but takes
 each arena's lock, so it runs where nobody waits for it: on a model worker's thread, just as
@@ -53,7 +54,7 @@ class HeapTrimmer:
         self._trim = trim if trim is not None else _load_malloc_trim()  # tests pass their own
         self._lock = threading.Lock()
         self._last = float("-inf")
-        self.trims = 0  # how many times memory was handed back (tests, metrics)
+        self.trims = 0  # how many times memory was handed back (tests)
 
     @property
     def available(self) -> bool:
