@@ -47,7 +47,8 @@ test: setup lint typecheck
 # Figures of the embedded stack on this machine (minutes; prints, asserts nothing).
 bench: setup
 	$(BIN)/python -m bench.bench_models
-	$(BIN)/python -m bench.bench_voice
+	$(BIN)/python -m bench.bench_voice --mode both
+	bash -o pipefail -c '$(BIN)/python -m bench.bench_turns | tee bench/results/turns.txt'
 	$(BIN)/python -m bench.bench_bargein
 
 # Capacity: idle listening cost, the load sweep and a soak; rewrites bench/RESULTS.md and its

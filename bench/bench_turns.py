@@ -4,7 +4,11 @@
 
 Material (real recordings only):
 
-* complete: each ``asr_*`` clip of the speech set, followed by its own room tone;
+* complete: each ``asr_*`` clip of the speech set, followed by its own room tone, except
+  *fragments*: clips whose punctuated reference stops mid-sentence (LJ Speech cuts long
+  sentences: "...as an example of fine typography,"). A listener should wait there, so they are
+  reported apart ("fragment waited": the turn did not end at min_silence), and "complete@min
+  (all)" still counts every clip as complete, as this benchmark did before;
 * hesitation: the same clips with 600/800/1000/1200 ms of room tone inserted after a
   conjunction, preposition, article or filler, found with faster-whisper word timestamps;
 * phrase: the same pause lengths inserted at the reader's own phrase and sentence gaps (a
@@ -41,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tests.speech import manifest
 from tests.turn_clips import (
     RATE,
     Audio,
@@ -74,7 +79,7 @@ TAIL_MS = 3200  # room tone after each variant: more than the longest max_silenc
 @dataclass
 class Variant:
     clip: str
-    kind: str  # complete | hesitation | phrase
+    kind: str  # complete | fragment | hesitation | phrase
     pause_ms: int
     audio: Audio
     pause_at: float | None = None  # seconds into the variant where the pause starts
@@ -225,12 +230,23 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
-def build_variants(models: Models, clips: list[Path], pauses: tuple[int, ...]) -> list[Variant]:
+def is_fragment(reference: str) -> bool:
+    """The reference is punctuated and stops without ending its sentence. LibriSpeech's
+    references carry no punctuation at all, so its clips count as complete."""
+    text = reference.rstrip().rstrip("\"')")
+    punctuated = any(mark in text for mark in ".,;:!?")
+    return punctuated and not text.endswith((".", "!", "?"))
+
+
+def build_variants(
+    models: Models, clips: list[Path], pauses: tuple[int, ...], refs: dict[str, str]
+) -> list[Variant]:
     variants: list[Variant] = []
     for path in clips:
         audio = load(path)
         tail = room_tone(audio, TAIL_MS)
-        variants.append(Variant(path.name, "complete", 0, np.concatenate([audio, tail])))
+        kind = "fragment" if is_fragment(refs.get(path.name, "")) else "complete"
+        variants.append(Variant(path.name, kind, 0, np.concatenate([audio, tail])))
         words = word_timestamps(models.words_model, audio)
         for kind, points in (
             ("hesitation", hesitation_points(words)[:3]),
@@ -281,11 +297,14 @@ class Tally:
     and pause length."""
 
     complete: dict[Key, list[bool]] = field(default_factory=dict)
+    fragment: dict[Key, list[bool]] = field(default_factory=dict)  # ended at min_silence
     cut: dict[tuple[str, str, str, int], list[bool]] = field(default_factory=dict)
 
     def add(self, key: Key, variant: Variant, outcome: Outcome, lo: int) -> None:
         if variant.kind == "complete":
             self.complete.setdefault(key, []).append(ended_at_min(outcome, lo))
+        elif variant.kind == "fragment":
+            self.fragment.setdefault(key, []).append(ended_at_min(outcome, lo))
         else:
             flag = cut_off(variant, outcome)
             self.cut.setdefault((*key, variant.kind, variant.pause_ms), []).append(flag)
@@ -314,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     print("note: 2 shared CPU cores; accuracy figures only (timing-free), models are deterministic")
     started = time.perf_counter()
     models = Models()
-    variants = build_variants(models, clips, pauses)
-    counts = {k: sum(v.kind == k for v in variants) for k in ("complete", "hesitation", "phrase")}
+    variants = build_variants(models, clips, pauses, manifest(folder))
+    kinds = ("complete", "fragment", "hesitation", "phrase")
+    counts = {k: sum(v.kind == k for v in variants) for k in kinds}
     print(f"variants: {counts}")
 
     tally, sweep = Tally(), Tally()
@@ -356,7 +376,8 @@ def report(
     tally: Tally, names: list[str], pauses: tuple[int, ...], *, by_length: bool = True
 ) -> None:
     header = f"{'strategy':22s} {'mode':12s} {'complete@min':>18s} "
-    header += f"{'hesitation kept':>18s} {'phrase kept':>18s}"
+    header += f"{'hesitation kept':>18s} {'phrase kept':>18s} "
+    header += f"{'fragment waited':>16s} {'complete@min (all)':>19s}"
     print(header)
     print("-" * len(header))
     for name in names:
@@ -365,7 +386,9 @@ def report(
             print(
                 f"{name:22s} {mode:12s} {pct(tally.complete.get(key, [])):>18s} "
                 f"{pct(tally.kept(key, 'hesitation', pauses)):>18s} "
-                f"{pct(tally.kept(key, 'phrase', pauses)):>18s}"
+                f"{pct(tally.kept(key, 'phrase', pauses)):>18s} "
+                f"{pct([not e for e in tally.fragment.get(key, [])]):>16s} "
+                f"{pct(tally.complete.get(key, []) + tally.fragment.get(key, [])):>19s}"
             )
     if not by_length:
         return

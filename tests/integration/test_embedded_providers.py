@@ -48,6 +48,10 @@ def _clip(name: str) -> Audio:
     return np.asarray(audio, dtype=np.float32)
 
 
+def _quiet(seconds: float) -> Audio:
+    return np.zeros(int(seconds * RATE), np.float32)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack() -> AsyncIterator[ProviderSet]:
     pytest.importorskip("xllamacpp")
@@ -121,7 +125,9 @@ async def test_smart_turn_prefers_the_complete_sentence_over_the_mid_sentence_pa
     ],
 )
 async def test_stt_transcribes_real_speech(stack: ProviderSet, name: str) -> None:
-    result = await stack.stt.transcribe(_clip(name), STTOptions(), final=True)
+    # as a turn reaches the recogniser: the pre-roll before the speech, the pause so far after
+    audio = np.concatenate([_quiet(0.3), _clip(name), _quiet(0.15)])
+    result = await stack.stt.transcribe(audio, STTOptions(), final=True)
     assert wer(reference(name), result.text) <= 0.15, result.text
     assert result.confidence is not None and 0.0 < result.confidence <= 1.0
 
@@ -131,6 +137,30 @@ async def test_stt_partial_covers_the_start_of_the_turn(stack: ProviderSet) -> N
     options = STTOptions(prompt="A story about Gregson.", keyterms=("Gregson",))
     partial = await stack.stt.transcribe(audio[: len(audio) * 2 // 3], options, final=False)
     assert normalize(partial.text)[:3] == ["HE", "TURNED", "SHARPLY"]
+
+
+@pytest.mark.parametrize("seconds", [3.0, 5.0, 10.0])
+async def test_stt_hears_no_words_in_silence_or_noise(stack: ProviderSet, seconds: float) -> None:
+    # With the encoder window cut to the audio, Whisper writes ". . . ." for some of these.
+    quiet = np.zeros(int(seconds * RATE), np.float32)
+    hiss = (np.random.default_rng(1).standard_normal(len(quiet)) * 0.01).astype(np.float32)
+    for audio in (quiet, hiss):
+        result = await stack.stt.transcribe(audio, STTOptions(), final=True)
+        assert result.text == ""
+
+
+async def test_stt_transcribes_a_turn_longer_than_one_whisper_window(stack: ProviderSet) -> None:
+    names = [
+        "asr_03_librispeech_dev-clean_3752-4944-0001.wav",
+        "asr_16_cmu_arctic_aew_a0001.wav",
+        "asr_18_cmu_arctic_axb_a0004.wav",
+        "asr_20_cmu_arctic_a0009.wav",
+    ] * 3
+    gap = np.zeros(RATE // 2, np.float32)
+    audio = np.concatenate([part for name in names for part in (_clip(name), gap)])
+    assert len(audio) > 30 * RATE  # two encoder windows: a full one, then a cut one
+    result = await stack.stt.transcribe(audio, STTOptions(), final=True)
+    assert wer(" ".join(reference(name) for name in names), result.text) <= 0.15, result.text
 
 
 async def test_stt_returns_nothing_for_a_tiny_buffer(stack: ProviderSet) -> None:

@@ -18,6 +18,7 @@ import pytest
 from tests.turn_clips import Audio, bare, cut_point, load, room_tone, word_timestamps
 from vocalis.providers.base import STTOptions
 from vocalis.session.end_of_turn import Verdict, judge
+from vocalis.session.turns import SPECULATE_MS
 
 pytestmark = pytest.mark.models
 
@@ -33,7 +34,9 @@ class Models:
 
     def verdict(self, audio: Audio, speech: Audio) -> Verdict:
         heard = np.concatenate([audio, room_tone(speech, TRAILING_MS)])
-        text = self.stt._run(audio, STTOptions(), True).text
+        # the recogniser gets the pause so far too, as the turn taker asks for it
+        said = np.concatenate([audio, room_tone(speech, SPECULATE_MS)])
+        text = self.stt._run(said, STTOptions(), True).text
         return judge(self.turn._predict(heard), text).verdict
 
 
