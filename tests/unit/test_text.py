@@ -24,12 +24,14 @@ def test_pieces_concatenate_to_the_text_without_trailing_space() -> None:
     assert pieces == ["Hi! ", "How are you today? ", "I am fine."]
 
 
-def test_first_piece_is_cut_early_at_a_comma_or_after_eight_words() -> None:
-    assert cut("Well, that is a really good question, and I think it depends.")[0] == (
-        "Well, that is a really good question, "
+def test_first_piece_is_cut_early_at_a_comma_or_after_six_words() -> None:
+    # one word is too short a piece to say alone: "Well, " waits for more
+    assert cut("Well, that is a really good question, and I think so.")[0] == (
+        "Well, that is a really good "
     )
+    assert cut("I'm sorry, but I can't assist with that request.")[0] == "I'm sorry, "
     long_first = "The absence of the detailed reference to the Hebrews is therefore no reason."
-    assert cut(long_first)[0] == "The absence of the detailed reference to the "
+    assert cut(long_first)[0] == "The absence of the detailed reference "
 
 
 def test_later_sentences_are_not_cut_at_commas() -> None:

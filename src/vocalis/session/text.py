@@ -23,8 +23,8 @@ class SentenceSplitter:
     writes ~10 words a second, so waiting for a whole first sentence costs a second of silence.
     """
 
-    FIRST_MIN_WORDS = 4
-    FIRST_MAX_WORDS = 8
+    FIRST_MIN_WORDS = 2
+    FIRST_MAX_WORDS = 6
 
     def __init__(self) -> None:
         self._buf = ""
