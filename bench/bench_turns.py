@@ -57,6 +57,7 @@ from tests.turn_clips import (
     word_timestamps,
 )
 
+from bench.common import is_fragment
 from vocalis.providers.base import STTOptions, Transcript
 from vocalis.session.end_of_turn import DEFAULT_POLICY, Policy, Verdict, deadline_ms, judge
 from vocalis.session.turn_actions import CommitTurn, Floor, WantFinal, WantVerdict
@@ -228,14 +229,6 @@ STRATEGIES: dict[str, Strategy] = {
     "tail/audio": lambda m, a, p, lo, hi: simulate(m, a, p, "tail", audio_rule, lo, hi),
     "engine: TurnTaker": engine,
 }
-
-
-def is_fragment(reference: str) -> bool:
-    """The reference is punctuated and stops without ending its sentence. LibriSpeech's
-    references carry no punctuation at all, so its clips count as complete."""
-    text = reference.rstrip().rstrip("\"')")
-    punctuated = any(mark in text for mark in ".,;:!?")
-    return punctuated and not text.endswith((".", "!", "?"))
 
 
 def build_variants(

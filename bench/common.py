@@ -97,6 +97,14 @@ async def connect(url: str) -> Any:
     return await websockets.connect(url, max_size=16 << 20)
 
 
+def is_fragment(reference: str) -> bool:
+    """The reference is punctuated and stops without ending its sentence. LibriSpeech's
+    references carry no punctuation at all, so its clips count as complete."""
+    text = reference.rstrip().rstrip("\"')")
+    punctuated = any(mark in text for mark in ".,;:!?")
+    return punctuated and not text.endswith((".", "!", "?"))
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
