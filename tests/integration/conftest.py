@@ -406,7 +406,14 @@ def make_ws_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     with ExitStack() as stack:
 
         def make(providers: ProviderSet | None = None, **settings: Any) -> WsServer:
-            fields: dict[str, Any] = {"providers": "fake", "data_dir": str(tmp_path)}
+            # The load signal is every model worker of the process (one server per process in
+            # production); here other tests' workers live on, so a test server only consults
+            # it when the test asks (test_ws_admission).
+            fields: dict[str, Any] = {
+                "providers": "fake",
+                "data_dir": str(tmp_path),
+                "admission_max_lag_seconds": 0,
+            }
             fields.update(settings)
             app = create_app(Settings(**fields), providers=providers or build_fake_providers())
             client: AbstractContextManager[TestClient] = TestClient(app)

@@ -39,3 +39,26 @@ def test_ended_sessions_are_freed_without_the_automatic_collector(ws_server: WsS
         assert alive == 0
     finally:
         gc.enable()
+
+
+def test_a_session_still_held_when_it_ends_is_freed_once_let_go(ws_server: WsServer) -> None:
+    # Its connection may still hold a session when the manager's first collection runs
+    # (a busy server closes sockets late); a later collection frees it, with no other
+    # session ending in between.
+    gc.collect()
+    gc.disable()
+    try:
+        with ws_server.connect() as ws:
+            sid = ws.start()["session_id"]
+            held = [o for o in gc.get_objects() if isinstance(o, Session) and o.id == sid]
+            ws.send({"type": "session.end"})
+            ws.until("session.ended")
+        time.sleep(0.5)  # the first collection has run: the session was still held
+        assert _alive({sid}) == 1
+        held.clear()
+        deadline = time.monotonic() + 10
+        while _alive({sid}) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _alive({sid}) == 0
+    finally:
+        gc.enable()

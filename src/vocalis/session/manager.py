@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 MAX_ENDED_REMEMBERED = 10_000
 #: An ended session is freed by a full garbage collection, run at most this often (seconds).
 COLLECT_EVERY_SECONDS = 2.0
+#: Collections an ended session gets before the manager stops trying (see _collect_ended).
+COLLECT_ATTEMPTS = 5
 
 
 class SessionManager:
@@ -53,6 +56,8 @@ class SessionManager:
         self._moved: set[str] = set()  # let go of to another node: not ended, not recorded
         self._collected_at = float("-inf")
         self._collection: asyncio.TimerHandle | None = None
+        # ended sessions not yet seen freed, with the collections they have had
+        self._uncollected: list[tuple[weakref.ref[Session], int]] = []
         self.draining = False
         self.cluster: Cluster | None = None
         if deps.shared is not None:
@@ -193,6 +198,7 @@ class SessionManager:
                 await self.deps.recorder.session_ended(session.record())
             except Exception:
                 log.exception("could not record the end of session %s", session.id)
+        self._uncollected.append((weakref.ref(session), 0))
         self._schedule_collection()
 
     def _schedule_collection(self) -> None:
@@ -216,6 +222,15 @@ class SessionManager:
         self._collection = None
         self._collected_at = self.clock.now()
         gc.collect()
+        # A session whose connection is still closing is still referenced by it: collect
+        # again later (a busy loop can take longer than the first delay), a few times at most.
+        self._uncollected = [
+            (ref, tries + 1)
+            for ref, tries in self._uncollected
+            if ref() is not None and tries + 1 < COLLECT_ATTEMPTS
+        ]
+        if self._uncollected:
+            self._schedule_collection()
 
     async def resume(
         self, session_id: str, credential: Credential, transport: Transport
