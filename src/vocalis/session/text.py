@@ -23,6 +23,7 @@ class SentenceSplitter:
     writes ~10 words a second, so waiting for a whole first sentence costs a second of silence.
     """
 
+    # 2 / 6 rather than 4 / 8: bench_voice (balanced) commit -> first audio P50 180 -> 74 ms
     FIRST_MIN_WORDS = 2
     FIRST_MAX_WORDS = 6
 

@@ -1,8 +1,9 @@
 """Whisper tiny.en through faster-whisper (CTranslate2, int8).
 
 Whisper has no streaming mode, so a partial is a re-decode of the turn's growing buffer. To
-keep that cheap and bounded, partials decode greedily, without timestamps, temperature fallback
-or the VAD filter, and see at most the last 30 s (one Whisper window). Finals see the whole turn.
+keep that cheap and bounded, partials decode greedily, without temperature fallback or the VAD
+filter, and see at most the last 30 s (one Whisper window). Finals see the whole turn. Both skip
+timestamp tokens unless the audio is long enough for Whisper to need them to keep its place.
 
 The encoder sees the turn plus 2 s, not a 30 s window (:class:`TrimmedWhisperModel`).
 """
