@@ -142,7 +142,7 @@ async def test_stt_partial_covers_the_start_of_the_turn(stack: ProviderSet) -> N
 @pytest.mark.parametrize("seconds", [3.0, 5.0, 10.0])
 async def test_stt_hears_no_words_in_silence_or_noise(stack: ProviderSet, seconds: float) -> None:
     # With the encoder window cut to the audio, Whisper writes ". . . ." for some of these.
-    quiet = np.zeros(int(seconds * RATE), np.float32)
+    quiet = _quiet(seconds)
     hiss = (np.random.default_rng(1).standard_normal(len(quiet)) * 0.01).astype(np.float32)
     for audio in (quiet, hiss):
         result = await stack.stt.transcribe(audio, STTOptions(), final=True)
@@ -156,8 +156,7 @@ async def test_stt_transcribes_a_turn_longer_than_one_whisper_window(stack: Prov
         "asr_18_cmu_arctic_axb_a0004.wav",
         "asr_20_cmu_arctic_a0009.wav",
     ] * 3
-    gap = np.zeros(RATE // 2, np.float32)
-    audio = np.concatenate([part for name in names for part in (_clip(name), gap)])
+    audio = np.concatenate([part for name in names for part in (_clip(name), _quiet(0.5))])
     assert len(audio) > 30 * RATE  # two encoder windows: a full one, then a cut one
     result = await stack.stt.transcribe(audio, STTOptions(), final=True)
     assert wer(" ".join(reference(name) for name in names), result.text) <= 0.15, result.text

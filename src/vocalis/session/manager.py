@@ -206,8 +206,9 @@ class SessionManager:
         and at most every ``COLLECT_EVERY_SECONDS``."""
         if self._collection is not None:
             return
-        delay = max(0.1, self._collected_at + COLLECT_EVERY_SECONDS - self.clock.now())
-        self._collection = asyncio.get_running_loop().call_later(delay, self._collect_ended)
+        loop = asyncio.get_running_loop()
+        delay = max(0.1, self._collected_at + COLLECT_EVERY_SECONDS - loop.time())
+        self._collection = loop.call_later(delay, self._collect_ended)
 
     def _collect_ended(self) -> None:
         """Free ended sessions now rather than whenever the collector gets to them.
@@ -220,7 +221,7 @@ class SessionManager:
         loop 1-2 ms (measured once, with the embedded stack loaded, not by a benchmark).
         """
         self._collection = None
-        self._collected_at = self.clock.now()
+        self._collected_at = asyncio.get_running_loop().time()  # the clock call_later runs on
         gc.collect()
         # A session whose connection is still closing is still referenced by it: collect
         # again later (a busy loop can take longer than the first delay), a few times at most.

@@ -27,7 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from faster_whisper import WhisperModel
 
-PARTIAL_MAX_SAMPLES = 30 * INPUT_RATE
+WINDOW_SAMPLES = 30 * INPUT_RATE  # one Whisper window
+PARTIAL_MAX_SAMPLES = WINDOW_SAMPLES
 #: Turns at least this long are decoded with timestamps (see ``_run``).
 TIMESTAMPS_FROM_SAMPLES = 12 * INPUT_RATE
 #: Frames of the zero padding kept after the audio (10 ms each): see TrimmedWhisperModel.
@@ -120,7 +121,7 @@ class WhisperSTT:
             "hotwords": " ".join(options.keyterms) or None,
         }
         if final:
-            seconds = min(len(audio), PARTIAL_MAX_SAMPLES) / INPUT_RATE
+            seconds = min(len(audio), WINDOW_SAMPLES) / INPUT_RATE  # the budget is per window
             wanted = 16 + math.ceil(FINAL_TOKENS_PER_SECOND * seconds)
             kwargs["max_new_tokens"] = min(wanted, MAX_NEW_TOKENS)
         else:
