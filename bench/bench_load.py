@@ -24,6 +24,7 @@ import contextlib
 import json
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class Caller:
     refused: bool = False
     refusal_seconds: float | None = None
     error: str | None = None
+    session_id: str | None = None
     turns: list[Turn] = field(default_factory=list)
 
 
@@ -112,6 +114,7 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
         event = json.loads(await ws.recv())
         if event["type"] == "session.ready":
             result.admitted = True
+            result.session_id = event["session_id"]
             break
         if event["type"] == "session.error":
             result.refused = event["code"] == "at_capacity"
@@ -216,6 +219,7 @@ async def run_n(
         for stage in stages1
     }
     admitted = [c for c in results if c.admitted]
+    timings = await asyncio.to_thread(turn_timings, server, admitted)
     v2v = _offsets(admitted, "first_audio")
     refusals = [c.refusal_seconds for c in results if c.refusal_seconds is not None]
     return {
@@ -235,11 +239,40 @@ async def run_n(
         "mb_per_session": (max(peak) - rss0) / max(1, len(admitted)),
         "max_lag": max(lags),
         "stage_means": stage_means,
+        "offsets_p50": {
+            name: percentile(values, 50) / 1000 for name, values in timings.items() if values
+        },
         "v2v_all": v2v,
     }
 
 
 STAGES = ("stt", "stt_partial", "turn", "llm_first_token", "tts_first_audio")
+
+
+TIMINGS = ("stt_final_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_sent_ms")
+
+
+def turn_timings(server: ServerProcess, callers: list[Caller]) -> dict[str, list[float]]:
+    """The server's own per-turn offsets from the end of speech (each session's timeline
+    artifact, §17.4), so a slow row shows which stage the time went to."""
+    out: dict[str, list[float]] = {name: [] for name in TIMINGS}
+    with httpx.Client(base_url=server.http, timeout=10) as http:
+        for c in callers:
+            timeline = None
+            for _ in range(50):  # the record is written as the session ends
+                record = http.get(f"/v1/sessions/{c.session_id}")
+                urls = [
+                    a["url"] for a in record.json().get("artifacts", []) if a["type"] == "timeline"
+                ]
+                if record.status_code == 200 and urls:
+                    timeline = http.get(urls[0]).json()
+                    break
+                time.sleep(0.1)
+            for turn in (timeline or {}).get("turns", []):
+                for name, value in (turn.get("timings") or {}).items():
+                    if name in out and value is not None:
+                        out[name].append(float(value))
+    return out
 
 
 def stage_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
@@ -388,6 +421,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.providers, args.callers, args.burst = "fake", "1,2", 4
         args.turns, args.stagger, args.clips = 2, 0.2, 3
         args.max_sessions = args.max_sessions or "2"
+        # A smoke run of the suite: its fake-provider figures never replace the published ones.
+        args.results = args.results or tempfile.mkdtemp(prefix="vocalis-bench-quick-")
     folder = Path(args.results) if args.results else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     env = {}
@@ -432,7 +467,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{row['cpu_percent']:.0f} %; RSS {row['rss_mb']:.0f} MB "
                 f"(+{row['mb_per_session']:.1f} MB/session); worst worker lag "
                 f"{row['max_lag']:.1f} s; mean stage s "
-                + " ".join(f"{k}={v:.2f}" for k, v in row["stage_means"].items()),
+                + " ".join(f"{k}={v:.2f}" for k, v in row["stage_means"].items())
+                + "; P50 offsets from end of speech s "
+                + " ".join(
+                    f"{k.removesuffix('_ms')}={v:.2f}" for k, v in row["offsets_p50"].items()
+                ),
                 flush=True,
             )
     summary: dict[str, Any] = {

@@ -91,19 +91,21 @@ class Settings(BaseSettings):
     tool_transition_phrase: str = ""
     voices: list[str] | None = None  # catalog ids offered (None = the whole §18.1 catalog)
 
-    # Embedded model stack (providers = "embedded"); thread counts are sized for 2 cores.
-    embedded_stt_threads: int = 2  # faster-whisper cpu_threads (a final decode is short and bursty)
-    embedded_llm_threads: int = 2  # llama.cpp decode threads (generation pauses while TTS runs)
-    embedded_llm_batch_threads: int = 2  # llama.cpp prompt-processing threads
+    # Embedded model stack (providers = "embedded"); thread counts are sized for 2 cores: one
+    # thread per model, so the three heavy models share the cores instead of stalling each other
+    # (see providers/embedded/__init__.py for the measurements).
+    embedded_stt_threads: int = 1  # faster-whisper cpu_threads
+    embedded_llm_threads: int = 1  # llama.cpp decode threads
+    embedded_llm_batch_threads: int = 1  # llama.cpp prompt-processing threads
     embedded_llm_poll: int = 0  # llama.cpp busy-wait level 0-100 (0: idle threads sleep)
-    # generation pauses this many tokens ahead of the TTS (one LLM slot only: see llm.py)
+    # a reply's generation stops this many tokens ahead of the reply, continued later (llm.py)
     embedded_llm_max_ahead: int = 2
     embedded_llm_context: int = 4096  # llama.cpp context window (tokens) of each parallel slot
     # Conversations the LLM serves at once (llama.cpp slots, continuous batching; one KV cache each)
     embedded_llm_parallel: int = Field(default=4, ge=1)
     # Host-RAM cache (MiB) of KV state evicted from a slot; 0: none (llama.cpp defaults to 8 GiB)
     embedded_llm_cache_ram_mib: int = Field(default=0, ge=0)
-    embedded_tts_threads: int = 2  # onnxruntime threads for Piper (it runs while the LLM waits)
+    embedded_tts_threads: int = 1  # onnxruntime threads for Piper
     embedded_llm_model_path: Path | None = None  # override the assembled Qwen GGUF
     embedded_stt_model_dir: Path | None = None  # override the CTranslate2 Whisper directory
     embedded_turn_model_path: Path | None = None  # override the Smart Turn ONNX file

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -227,6 +228,63 @@ async def test_llm_stops_when_the_consumer_closes_the_stream(stack: ProviderSet)
         timeout=60,
     )
     assert _text(events).strip()
+
+
+class _CountingServer:
+    """Wraps llama.cpp's in-process server to count the requests a reply made."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.requests: list[dict[str, Any]] = []
+
+    def handle_chat_completions(self, body: dict[str, Any], callback: Any) -> Any:
+        self.requests.append(body)
+        return self.real.handle_chat_completions(body, callback)
+
+
+async def test_llm_stops_while_the_reply_is_busy_and_continues_its_text(
+    stack: ProviderSet,
+) -> None:
+    """A reply that does not take the model's text (it is synthesising speech) stops the
+    generation; once it takes the text again the model continues the same message."""
+    llm: Any = stack.llm
+    counting = _CountingServer(llm._server)
+    llm._server = counting
+    try:
+        request = LLMRequest(
+            messages=(SYSTEM, ChatMessage("user", "Tell me a long story about a dragon.")),
+            max_tokens=60,
+        )
+        pieces: list[str] = []
+        async for event in llm.stream(request):
+            assert isinstance(event, TextDelta)
+            pieces.append(event.text)
+            if len(pieces) % 8 == 0:
+                await asyncio.sleep(0.3)  # a sentence being synthesised
+    finally:
+        llm._server = counting.real
+    text = "".join(pieces)
+    continued = [body for body in counting.requests if body["messages"][-1]["role"] == "assistant"]
+    assert continued, "the generation was never stopped"
+    assert all(text.startswith(body["messages"][-1]["content"]) for body in continued)
+    opening = " ".join(text.split()[:4])
+    assert text.count(opening) == 1, text  # continued, not started again
+    assert len(text.split()) <= 60  # the budget spans the continuations
+
+
+async def test_llm_warms_a_prompt_only_while_nothing_else_runs(stack: ProviderSet) -> None:
+    """A turn's words are evaluated ahead only on an idle model: beside a reply they would
+    share its decoding batches and make its first words late."""
+    llm: Any = stack.llm
+    partial = LLMRequest((SYSTEM, ChatMessage("user", "What is the weather")), max_tokens=1)
+    assert await llm.warm(partial)
+    reply = llm.stream(
+        LLMRequest((SYSTEM, ChatMessage("user", "Tell me a long story.")), max_tokens=100)
+    )
+    first = await anext(aiter(reply))  # the reply now holds a slot
+    assert isinstance(first, TextDelta)
+    assert not await llm.warm(partial)
+    await reply.aclose()
 
 
 async def test_llm_respects_max_tokens(stack: ProviderSet) -> None:

@@ -68,3 +68,47 @@ async def test_when_finished_waits_for_the_producer_not_the_consumer() -> None:
     assert finished == ["done"]
     stream.when_finished(lambda: finished.append("late"))  # already finished: called at once
     assert finished == ["done", "late"]
+
+
+async def test_backlog_counts_what_the_consumer_has_not_taken() -> None:
+    """The producer can see that its consumer is busy (a reply synthesising speech) and wait
+    until everything it emitted has been taken: how the LLM stops and later continues."""
+    seen: list[int] = []
+    waited: list[bool] = []
+    stream: ThreadStream[int]
+
+    def produce(emit: Callable[[int], None], cancelled: Cancelled) -> None:
+        for i in range(3):
+            emit(i)
+        seen.append(stream.backlog)
+        waited.append(stream.wait_taken())
+        seen.append(stream.backlog)
+
+    stream = ThreadStream(produce, "t")
+    items = []
+    async for item in stream:
+        if not items:
+            await asyncio.sleep(0.1)  # busy: the producer has emitted all three by now
+        items.append(item)
+    assert items == [0, 1, 2]
+    assert seen == [3, 0]
+    assert waited == [True]
+
+
+async def test_wait_taken_returns_false_once_the_consumer_left() -> None:
+    result: list[bool] = []
+    stream: ThreadStream[int]
+
+    def produce(emit: Callable[[int], None], cancelled: Cancelled) -> None:
+        emit(1)
+        emit(2)
+        result.append(stream.wait_taken())
+
+    stream = ThreadStream(produce, "t")
+    async for _ in stream:
+        break  # took one item of two, then left
+    for _ in range(200):
+        if result:
+            break
+        await asyncio.sleep(0.01)
+    assert result == [False]

@@ -38,6 +38,7 @@ from vocalis.session.history import History
 from vocalis.session.hooks import SessionDeps, SessionRecord
 from vocalis.session.lifecycle import State, Transport, move
 from vocalis.session.listening import Listener
+from vocalis.session.prompt_warming import PromptWarmer
 from vocalis.session.recording import StereoRecording
 from vocalis.session.reply import Preemption, Reply, ReplyPlan
 from vocalis.session.reply_factory import ReplyFactory
@@ -116,6 +117,7 @@ class Session:
         self._factory = ReplyFactory(
             self, deps, lambda: self.config, self.history, llm or deps.providers.llm
         )
+        self._warmer = PromptWarmer()
         self.tools = ToolDesk(
             lambda: self.config,
             self.clock,
@@ -391,11 +393,14 @@ class Session:
             case UserPartial(item_id, text):
                 if not self.tools.hold_active:
                     self.emit(ev.user_transcript_delta(item_id, text))
+                    self._warm(self._warmer.offer(text, self.clock.now()))
             case Speculate(text):
+                self._warmer.turn_ended()
                 self.replies.speculate(text)
             case DropSpeculation():
                 self.replies.drop_speculation()
             case CommitTurn():
+                self._warmer.turn_ended()
                 self._commit(action)
             case PauseReply():
                 if reply is not None:
@@ -504,6 +509,26 @@ class Session:
                 await prefill(request)
             except Exception:
                 log.debug("prefill failed", exc_info=True)
+
+        self.spawn(run())
+
+    def _warm(self, text: str | None) -> None:
+        """Evaluate the prompt of the turn so far into the cache of a model that can (the
+        embedded one's ``warm``; see prompt_warming): the reply to this turn then evaluates
+        only what the final transcript adds."""
+        warm = getattr(self._llm, "warm", None)
+        if text is None or warm is None or self._tg is None:
+            return
+        plan = ReplyPlan("user_speech", self.clock.now(), user_text=text)
+        request = self._factory.request(plan, self.replies.tools_allowed, pending_user_text=text)
+
+        async def run() -> None:
+            try:
+                await warm(request)
+            except Exception:
+                log.debug("prompt warm-up failed", exc_info=True)
+            finally:
+                self._warm(self._warmer.finished(self.clock.now()))
 
         self.spawn(run())
 

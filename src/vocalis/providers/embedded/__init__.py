@@ -2,6 +2,19 @@
 
 VAD: Silero v6 (onnxruntime) · turn: Smart Turn v3.2 · STT: faster-whisper tiny.en ·
 LLM: Qwen2.5-Coder-0.5B-Instruct via xllamacpp · TTS: Piper en_US-joe-medium.
+
+One thread per model by default (``embedded_*_threads``). The models run at the same time (one
+session's reply is synthesised while the model writes its next sentence, another session's
+turn is transcribed meanwhile), and a model split over both cores waits at every step for its
+slower thread: llama.cpp's threads meet at each operation of each token, so when Piper holds one
+core the other thread waits out the scheduler's time slice. Measured on the 2-core machine
+(``python -m bench.bench_models`` style probes, one model looping beside another): the LLM with 2
+threads writes 44 tokens/s alone and 8 while Piper synthesises; with 1 thread 32 alone and 25
+beside Piper. Piper's first piece takes 80 ms alone with 2 threads, 185-225 ms beside the
+generating LLM; with 1 thread each, 120 ms and 135 ms. Prompt evaluation is the one place two
+threads pay when nothing else runs (43 tokens: 333 ms with 2, 553 ms with 1), and under load it
+stalls the same way, so it gets one too; turns mostly evaluate few tokens (see
+session/prompt_warming.py).
 """
 
 from __future__ import annotations
@@ -77,7 +90,7 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
             batch_threads=settings.embedded_llm_batch_threads,
             context=settings.embedded_llm_context,
             poll=settings.embedded_llm_poll,
-            max_ahead=settings.embedded_llm_max_ahead,
+            pause_after=settings.embedded_llm_max_ahead,
             parallel=settings.embedded_llm_parallel,
             cache_ram_mib=settings.embedded_llm_cache_ram_mib,
         ),

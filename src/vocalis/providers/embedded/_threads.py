@@ -47,6 +47,10 @@ class ThreadStream(Generic[T]):
     producer stops at its next check; the consumer never waits for the thread to finish. A
     dedicated thread (not the default executor) keeps long generations from starving the
     short VAD/turn calls that use ``asyncio.to_thread``.
+
+    The producer can see how far its consumer lags (:attr:`backlog`) and wait for it
+    (:meth:`wait_taken`): the LLM stops a request while its reply is busy and continues it
+    later, instead of blocking inside llama.cpp (which would keep decoding regardless).
     """
 
     def __init__(
@@ -58,6 +62,8 @@ class ThreadStream(Generic[T]):
         self._produce = produce
         self._name = name
         self._max_ahead = max_ahead  # > 0: the producer blocks this many items ahead
+        self._untaken = 0  # items emitted that the consumer has not taken yet
+        self._taken = threading.Condition()
         self.cancelled = Cancelled()
         self._finished = threading.Event()
         self._on_finish: list[Callable[[], None]] = []
@@ -80,19 +86,37 @@ class ThreadStream(Generic[T]):
         for callback in callbacks:
             callback()
 
+    @property
+    def backlog(self) -> int:
+        """Items emitted that the consumer has not taken yet: how far it lags the producer."""
+        with self._taken:
+            return self._untaken
+
+    def wait_taken(self) -> bool:
+        """Block the producer until the consumer has taken every item emitted so far; False
+        if the consumer stopped listening instead."""
+        with self._taken:
+            while self._untaken and not self.cancelled.is_set():
+                self._taken.wait(timeout=0.05)  # polls ``cancelled``, which has no condition
+            return not self.cancelled.is_set()
+
+    def _took(self) -> None:
+        with self._taken:
+            self._untaken -= 1
+            self._taken.notify_all()
+
     async def __aiter__(self) -> AsyncIterator[T]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[T | _End] = asyncio.Queue()
 
-        credits = threading.Semaphore(self._max_ahead) if self._max_ahead > 0 else None
-
         def emit(item: T) -> None:
-            if credits is not None:
-                while not credits.acquire(timeout=0.05):
-                    if self.cancelled.is_set():
-                        return
-            if not self.cancelled.is_set():
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+            with self._taken:
+                while 0 < self._max_ahead <= self._untaken and not self.cancelled.is_set():
+                    self._taken.wait(timeout=0.05)
+                if self.cancelled.is_set():
+                    return
+                self._untaken += 1
+            loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def run() -> None:
             error: BaseException | None = None
@@ -111,12 +135,11 @@ class ThreadStream(Generic[T]):
             started = True
             while True:
                 item = await queue.get()
-                if credits is not None:
-                    credits.release()
                 if isinstance(item, _End):
                     if item.error is not None:
                         raise item.error
                     return
+                self._took()
                 yield item
         finally:
             self.cancelled.set()

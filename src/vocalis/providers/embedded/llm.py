@@ -37,6 +37,7 @@ from vocalis.providers.base import (
     ToolCallRequest,
 )
 from vocalis.providers.chat_format import message_dict, tool_dicts
+from vocalis.providers.continuation import may_continue
 from vocalis.providers.embedded._threads import Cancelled, ThreadStream
 from vocalis.providers.scheduling import Priority
 from vocalis.providers.toolcall_parsing import (
@@ -118,19 +119,16 @@ class QwenLLM:
         batch_threads: int = 2,
         context: int = 4096,
         poll: int = 50,
-        max_ahead: int = 0,
+        pause_after: int = 0,
         parallel: int = 1,
         cache_ram_mib: int = 0,
     ) -> None:
         params = xllamacpp.CommonParams()
         params.cpuparams.poll = poll
         params.cpuparams_batch.poll = poll
-        # Pausing generation a few tokens ahead of the TTS blocks inside xllamacpp's chunk
-        # callback, and xllamacpp delivers the chunks of all requests one callback at a time:
-        # with several slots, one session waiting for its speech would stall every other
-        # session's tokens (measured: replies 10-20 s late with 2 callers). Only a single slot
-        # may pause that way.
-        self._max_ahead = max_ahead if parallel == 1 else 0
+        # Chunks a reply may leave untaken before its request is stopped (and continued once
+        # taken; see _generate). 0: generate every request to its end.
+        self._pause_after = pause_after
         params.model.path = str(model_path)
         params.n_ctx = context * parallel  # split evenly: each slot holds `context` tokens
         params.n_parallel = parallel
@@ -233,65 +231,118 @@ class QwenLLM:
     def _generate(
         self, request: LLMRequest, *, with_tools: bool, max_tokens: int | None = None
     ) -> ThreadStream[_Chunk]:
-        if max_tokens is None:
-            max_tokens = (
+        """The model's output for ``request``, generated only while the reply takes it.
+
+        llama.cpp decodes a request to its end whether or not anyone reads the tokens (blocking
+        in the chunk callback stalls the delivery, not the decoding: measured, the process
+        stays at 199 % CPU), and a reply that is synthesising speech reads nothing. So when
+        the reply has left ``pause_after`` chunks untaken, the request is stopped, and once
+        the reply has taken them it is continued: the same messages plus the text so far as
+        the assistant's unfinished message, which llama.cpp's template continues (assistant
+        prefill) from its cached prefix (~30-60 ms). The cores meanwhile go to speech
+        synthesis and to other sessions' transcripts (Piper's first piece: 80 ms alone, 200-225
+        ms while the model decodes).
+        """
+        budget = max_tokens
+        if budget is None:
+            budget = (
                 max(request.max_tokens, TOOL_CALL_MAX_TOKENS) if with_tools else request.max_tokens
             )
-        body: dict[str, Any] = {
-            "messages": [message_dict(m) for m in request.messages],
-            "stream": True,
-            "cache_prompt": True,
-            "max_tokens": max_tokens
-            or (
-                max(request.max_tokens, TOOL_CALL_MAX_TOKENS) if with_tools else request.max_tokens
-            ),
-            **_SAMPLING,
-        }
-        if with_tools:
-            body["tools"] = tool_dicts(request)
+        messages = [message_dict(m) for m in request.messages]
         spoken_cap = request.max_tokens
+        pause_after = self._pause_after
+
+        def body(written: str, remaining: int) -> dict[str, Any]:
+            sent = [*messages, {"role": "assistant", "content": written}] if written else messages
+            out: dict[str, Any] = {
+                "messages": sent,
+                "stream": True,
+                "cache_prompt": True,
+                "max_tokens": remaining,
+                **_SAMPLING,
+            }
+            if with_tools:
+                out["tools"] = tool_dicts(request)
+            return out
 
         def produce(emit: Callable[[_Chunk], None], cancelled: Cancelled) -> None:
             holdback = ToolCallHoldback()
             spoken_tokens = 0
+            generated = 0
+            written = ""  # all text so far: the prefix a continuation starts from
+            calls_seen = False
             errors: list[str] = []
+            while True:
+                paused = False
 
-            def on_chunk(data: Any) -> bool:
-                nonlocal spoken_tokens
-                if cancelled.is_set():
-                    return True
-                if not isinstance(data, dict) or "choices" not in data:
-                    errors.append(json.dumps(data)[:500])
-                    return True
-                choices = data["choices"] or [{}]
-                delta = choices[0].get("delta") or {}
-                text = delta.get("content") or ""
-                calls = delta.get("tool_calls") or []
-                if text or calls:
+                def on_chunk(data: Any) -> bool:
+                    nonlocal spoken_tokens, generated, written, calls_seen, paused
+                    if cancelled.is_set():
+                        return True
+                    if not isinstance(data, dict) or "choices" not in data:
+                        errors.append(json.dumps(data)[:500])
+                        return True
+                    choices = data["choices"] or [{}]
+                    delta = choices[0].get("delta") or {}
+                    text = delta.get("content") or ""
+                    calls = delta.get("tool_calls") or []
+                    if not (text or calls):
+                        return False
+                    generated += 1
+                    written += text
+                    calls_seen = calls_seen or bool(calls)
                     emit(_Chunk(text, calls))
-                if text and not holdback.holding:
-                    holdback.feed(text)
-                    if not holdback.holding:
-                        spoken_tokens += 1
-                        if spoken_tokens >= spoken_cap:
-                            return True  # the spoken reply reached request.max_tokens
-                return False
+                    if text and not holdback.holding:
+                        holdback.feed(text)
+                        if not holdback.holding:
+                            spoken_tokens += 1
+                            if spoken_tokens >= spoken_cap:
+                                return True  # the spoken reply reached request.max_tokens
+                    if (
+                        pause_after
+                        and stream.backlog >= pause_after
+                        and may_continue(written, holding=holdback.holding, calls=calls_seen)
+                    ):
+                        paused = True
+                        return True
+                    return False
 
-            try:
-                self._server.handle_chat_completions(body, on_chunk)
-            except Exception as exc:
-                raise LLMError(f"local model failed: {exc}", retryable=True) from exc
-            if errors:
-                raise LLMError(f"local model failed: {errors[0]}", retryable=True)
+                remaining = budget - generated
+                if remaining <= 0:
+                    return
+                try:
+                    self._server.handle_chat_completions(body(written, remaining), on_chunk)
+                except Exception as exc:
+                    raise LLMError(f"local model failed: {exc}", retryable=True) from exc
+                if errors:
+                    raise LLMError(f"local model failed: {errors[0]}", retryable=True)
+                if not paused or spoken_tokens >= spoken_cap or not stream.wait_taken():
+                    return
 
-        return ThreadStream(produce, name="qwen-llm", max_ahead=self._max_ahead)
+        stream: ThreadStream[_Chunk] = ThreadStream(produce, name="qwen-llm")
+        return stream
 
     async def prefill(self, request: LLMRequest) -> None:
         """Evaluate a prompt into the KV cache (one token generated, discarded): a session's
-        system prompt and tools are then already cached when its first turn arrives."""
+        system prompt and tools are then already cached when its first turn arrives, and the
+        words of a turn still being spoken when it ends (``session/prompt_warming.py``)."""
         stream = self._generate(request, with_tools=bool(request.tools), max_tokens=1)
         async for _ in self._gated(stream, Priority.BACKGROUND):
             pass
+
+    async def warm(self, request: LLMRequest) -> bool:
+        """:meth:`prefill`, but only while the model is otherwise idle; False if skipped.
+
+        For the words of a turn still being spoken (``session/prompt_warming.py``): evaluated
+        while nothing else runs they are free, but llama.cpp evaluates a prompt in the same
+        batches as the other slots' tokens (~12 ms a token on one thread), so a warm-up beside
+        another session's reply makes that reply's first words late (measured with 4 callers:
+        first token 0.2 s sooner, first audio 0.2-0.6 s later).
+        """
+        if self.gate.busy:
+            return False
+        await self.prefill(request)
+        return True
 
     async def warmup(self) -> None:
         request = LLMRequest(messages=(ChatMessage(role="user", content="Hi"),), max_tokens=1)
