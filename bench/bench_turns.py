@@ -58,6 +58,7 @@ from tests.turn_clips import (
 )
 
 from bench.common import is_fragment
+from vocalis.audio.levels import frame_rms
 from vocalis.providers.base import STTOptions, Transcript
 from vocalis.session.end_of_turn import DEFAULT_POLICY, Policy, Verdict, deadline_ms, judge
 from vocalis.session.turn_actions import CommitTurn, Floor, WantFinal, WantVerdict
@@ -191,6 +192,7 @@ def engine(
     lo: int,
     hi: int,
     policy: Policy = DEFAULT_POLICY,
+    quiet_backdate_ms: int = 0,
 ) -> Outcome:
     """Turn ends found by the shipped core, :class:`~vocalis.session.turns.TurnTaker`, with the
     embedded models answering its requests (at once: accuracy, not timing, is measured here)."""
@@ -201,15 +203,18 @@ def engine(
         max_silence_ms=hi,
         speech_start_ms=SPEECH_START_MS,
         policy=policy,
+        quiet_backdate_ms=quiet_backdate_ms,
     )
     taker = TurnTaker(rules, lambda: f"turn_{next(ids)}")
     out = Outcome()
+    levels = frame_rms(audio, FRAME)
     for i, p in enumerate(probs):
         start, end = i * FRAME, (i + 1) * FRAME
         if p >= VAD_THRESHOLD:
             out.last_speech = end
         wall = end / RATE
-        actions = taker.frame(p, start, end, wall, Floor.IDLE)
+        level = float(levels[i]) if i < len(levels) else None
+        actions = taker.frame(p, start, end, wall, Floor.IDLE, level)
         while actions:
             match actions.pop(0):
                 case WantFinal(item, a, b):
@@ -228,6 +233,8 @@ STRATEGIES: dict[str, Strategy] = {
     "cut/combined": lambda m, a, p, lo, hi: simulate(m, a, p, "cut", combined_rule, lo, hi),
     "tail/audio": lambda m, a, p, lo, hi: simulate(m, a, p, "tail", audio_rule, lo, hi),
     "engine: TurnTaker": engine,
+    # the server with VOCALIS_TURN_QUIET_BACKDATE_MS=192 (off by default: see TurnRules)
+    "engine, quiet 192": lambda m, a, p, lo, hi: engine(m, a, p, lo, hi, quiet_backdate_ms=192),
 }
 
 

@@ -97,6 +97,19 @@ def _load_table(d: dict[str, Any], command: str, title: str) -> list[str]:
         for r in stages:
             means = ", ".join(f"{k} {v:.2f} s" for k, v in r["stage_means"].items())
             lines.append(f"- {r['callers']} callers: {means}")
+    offsets = [r for r in d["rows"] if r.get("offsets_p50")]
+    if offsets:
+        lines += [
+            "",
+            "Where a turn's time went (P50 offsets from the end of speech, seconds, from each "
+            "session's timeline):",
+            "",
+        ]
+        for r in offsets:
+            parts = ", ".join(
+                f"{k.removesuffix('_ms')} {v:.2f}" for k, v in r["offsets_p50"].items()
+            )
+            lines.append(f"- {r['callers']} callers: {parts}")
     return [*lines, ""]
 
 

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # is disconnected with close 1008; its session stays resumable. Bounds memory per connection.
     outbox_max_audio_ms: int = Field(default=5000, ge=100)
     speech_start_ms: int = 100
+    # time min/max_silence from where the voice faded, up to this much before the VAD's last
+    # speech frame (0: from that frame; trade-off measured in session/turns.py TurnRules)
+    turn_quiet_backdate_ms: int = Field(default=0, ge=0, le=500)
     backchannel_window_ms: int = 800
     backchannel_words: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_BACKCHANNEL_WORDS)

@@ -368,6 +368,14 @@ class WsServer:
         with self.client.websocket_connect(path, headers=all_headers) as session:
             yield WsClient(session)
 
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until the app has finished starting (a server that connects to a store at start
+        refuses sockets before that with at_capacity, rightly; a busy machine takes longer)."""
+        deadline = time.monotonic() + timeout
+        while not self.state.ready.is_set():
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.02)
+
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the server's event loop (read engine state safely)."""
 

@@ -48,6 +48,7 @@ def test_sessions_outlive_a_redis_restart(
     proc = start_redis(port)
     try:
         server = make_ws_server(redis_url=url, secret_key="outage-test-secret")
+        server.wait_ready()
         with caplog.at_level(logging.INFO), server.connect() as ws:
             sid = ws.start()["session_id"]
             ws.assert_alive("before")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.harness import Harness, silence
+from tests.harness import Harness, silence, tone
+from vocalis.settings import Settings
 
 
 async def test_nothing_is_sent_before_the_first_message(harness: Harness) -> None:
@@ -48,6 +49,23 @@ async def test_turn_ends_at_min_silence_on_audio_timeline(harness: Harness) -> N
     assert not harness.transport.of("input.speech.stopped")
     await harness.stream(silence(200))
     assert harness.transport.of("input.speech.stopped")
+
+
+async def test_min_silence_can_count_from_where_the_voice_faded() -> None:
+    """With ``turn_quiet_backdate_ms``, a fading tail that the VAD still calls speech is part
+    of the pause (from its level, 26 dB under the turn's loudest frame), up to that long."""
+    settings = Settings(
+        providers="fake", legacy_ready_timeout_seconds=0, turn_quiet_backdate_ms=192
+    )
+    harness = Harness(settings)
+    await harness.start({"input": {"turn_detection": {"min_silence": 600, "max_silence": 2000}}})
+    await harness.speak(800)
+    await harness.stream(tone(400, amplitude=0.015))  # the fake VAD: speech, but faded
+    await harness.stream(silence(352))  # 192 + 352 ms counted as quiet
+    assert not harness.transport.of("input.speech.stopped")  # (a tail heard as silence: 752)
+    await harness.stream(silence(96))  # 640 ms counted, 448 ms after the VAD's edge
+    assert harness.transport.of("input.speech.stopped")
+    await harness.close()
 
 
 async def test_gap_in_streaming_counts_as_silence(harness: Harness) -> None:

@@ -7,8 +7,11 @@ recogniser and the turn model answer, and what the agent is doing, and checks th
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
+
+import pytest
 
 from vocalis.providers.base import Transcript
 from vocalis.session.end_of_turn import Entity, Expect
@@ -32,6 +35,7 @@ from vocalis.session.turn_actions import (
 )
 from vocalis.session.turns import (
     PREROLL_MS,
+    QUIET_DB,
     SPECULATE_MS,
     VERDICT_MS,
     TurnRules,
@@ -66,17 +70,17 @@ class Script:
     def wall(self) -> float:
         return 1000.0 + self.sample / 16_000
 
-    def _frames(self, ms: int, prob: float) -> list[Action]:
+    def _frames(self, ms: int, prob: float, level: float | None = None) -> list[Action]:
         got: list[Action] = []
         for _ in range(samples(ms) // FRAME):
             start = self.sample
             self.sample += FRAME
-            got += self.taker.frame(prob, start, self.sample, self.wall, self.floor)
+            got += self.taker.frame(prob, start, self.sample, self.wall, self.floor, level)
         self.actions += got
         return got
 
-    def speak(self, ms: int) -> list[Action]:
-        return self._frames(ms, 0.9)
+    def speak(self, ms: int, level: float | None = None) -> list[Action]:
+        return self._frames(ms, 0.9, level)
 
     def pause(self, ms: int) -> list[Action]:
         return self._frames(ms, 0.05)
@@ -392,3 +396,59 @@ def test_the_reply_ending_drops_the_candidate_without_resuming() -> None:
     s.speak(256)
     assert s.taker.agent_done(s.sample) == [DropCandidate(resume=False)]
     assert not s.taker.busy
+
+
+# ----------------------------------------------------------------- the pause's start
+LOUD = 0.1
+FADED = LOUD * 10 ** (-(QUIET_DB + 5) / 20)  # still "speech" to the VAD, no longer voiced
+QUIET_BACKDATE_MS = 192
+
+
+def _faded_turn(fade_ms: int, backdate_ms: int = QUIET_BACKDATE_MS) -> Script:
+    s = Script(replace(RULES, semantic=False, quiet_backdate_ms=backdate_ms))
+    s.speak(800, LOUD)
+    s.speak(fade_ms, FADED)  # the VAD hears a fading word as speech
+    return s
+
+
+def test_the_pause_is_timed_from_where_the_voice_went_quiet() -> None:
+    s = _faded_turn(128)
+    s.pause(224)
+    s.final("Book a table for two.")
+    s.pause(224)  # 448 ms after the VAD's edge, 576 ms after the voice
+    assert not s.of(CommitTurn)
+    s.pause(32)  # 608 ms of quiet: min_silence (600) passed, though the VAD heard 480 ms
+    assert s.of(CommitTurn)
+
+
+def test_the_pause_starts_at_most_a_bounded_time_before_the_vad_edge() -> None:
+    """A long soft tail (breath, a trailing murmur) is not all counted as silence."""
+    s = _faded_turn(640)
+    s.pause(224)
+    s.final("Book a table for two.")
+    s.pause(600 - QUIET_BACKDATE_MS - 224 - 32)
+    assert not s.of(CommitTurn)
+    s.pause(64)
+    assert s.of(CommitTurn)
+
+
+def _unleveled_turn() -> Script:
+    s = Script(replace(RULES, semantic=False, quiet_backdate_ms=QUIET_BACKDATE_MS))
+    s.speak(800)
+    s.speak(128)
+    return s
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [lambda: _faded_turn(128, backdate_ms=0), _unleveled_turn],
+    ids=["backdating off (the default)", "no levels known"],
+)
+def test_otherwise_the_vad_edge_times_the_pause(turn: Callable[[], Script]) -> None:
+    s = turn()
+    s.pause(224)
+    s.final("Book a table for two.")
+    s.pause(352)  # 576 ms after the VAD's edge
+    assert not s.of(CommitTurn)
+    s.pause(32)
+    assert s.of(CommitTurn)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import binascii
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from vocalis import ids, metrics
+from vocalis.audio.levels import frame_rms
 from vocalis.protocol import errors
 from vocalis.providers.base import STTOptions, Transcript
 from vocalis.session.end_of_turn import expected_entities
@@ -88,6 +89,7 @@ def turn_rules(config: SessionConfig, settings: Settings) -> TurnRules:
         backchannel_words=tuple(settings.backchannel_words),
         semantic=config.turn_type == "semantic_vad",
         expected=expected_entities(t.parameters for t in config.all_tools),
+        quiet_backdate_ms=settings.turn_quiet_backdate_ms,
     )
 
 
@@ -153,7 +155,10 @@ class Listener:
             if self._recording is not None:
                 self._recording.add_user(frames)
             probs = await self._vad.probabilities(frames)
-            await self._frames(probs, self.input.ring.end - len(frames))
+            levels: list[float] = []
+            if self.taker.rules.quiet_backdate_ms:  # only then do levels change anything
+                levels = frame_rms(frames, self._frame_samples).tolist()
+            await self._frames(probs, self.input.ring.end - len(frames), levels)
 
     async def watch_stalls(self) -> None:
         """A client that stops streaming is heard as silence after a while (§10.2)."""
@@ -170,7 +175,11 @@ class Listener:
                 probs = [0.0] * (len(frames) // self._frame_samples)
                 await self._frames(probs, self.input.ring.end - len(frames))
 
-    async def _frames(self, probs: list[float], first_sample: int) -> None:
+    async def _frames(
+        self, probs: list[float], first_sample: int, levels: Sequence[float] = ()
+    ) -> None:
+        """Feed the turn-taker one VAD frame at a time; ``levels`` are the frames' RMS (none
+        for the silence a stalled client is heard as)."""
         async with self._frame_lock:
             n = self._frame_samples
             threshold = self.taker.rules.vad_threshold
@@ -181,7 +190,9 @@ class Listener:
                     self._host.touch()
                 start = first_sample + i * n
                 wall = self._clock.wall()
-                self.apply(self.taker.frame(prob, start, start + n, wall, self._host.floor()))
+                level = float(levels[i]) if i < len(levels) else None
+                floor = self._host.floor()
+                self.apply(self.taker.frame(prob, start, start + n, wall, floor, level))
 
     # ------------------------------------------------------------------ the agent's side
     def agent_audible(self) -> None:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from vocalis.audio import levels
 from vocalis.providers.base import INPUT_RATE, Audio, STTOptions, Transcript
 
 FRAME = 512  # 32 ms at 16 kHz, as Silero
@@ -16,10 +17,7 @@ _INCOMPLETE_ENDINGS = ("and", "but", "so", "um", "uh", "...")
 
 
 def frame_rms(audio: Audio) -> Audio:
-    n = len(audio) // FRAME
-    frames = audio[: n * FRAME].reshape(n, FRAME).astype(np.float64)
-    rms: Audio = np.sqrt(np.mean(frames**2, axis=1)).astype(np.float32)
-    return rms
+    return levels.frame_rms(audio, FRAME)
 
 
 class _FakeVADStream:
