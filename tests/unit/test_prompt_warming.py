@@ -41,6 +41,16 @@ def test_a_decided_turn_drops_what_was_waiting() -> None:
     assert warmer.offer("book a table", 2.0) == "book a table"  # a new turn may repeat words
 
 
+def test_a_warm_up_that_could_not_be_sent_leaves_nothing_in_flight() -> None:
+    """The session's model lost its ``warm`` (a session update), or the session stopped."""
+    warmer = PromptWarmer(every_s=1.0)
+    assert warmer.offer("what is", 0.0) == "what is"
+    assert warmer.offer("what is the", 2.0) is None
+    warmer.turn_ended()
+    assert warmer.finished(2.0) is None  # the waiting text is not sent instead
+    assert warmer.offer("next turn", 3.5) == "next turn"
+
+
 class WarmableLLM(FakeLLM):
     """The fake model plus the ``prefill`` and ``warm`` hooks the embedded one has."""
 

@@ -393,7 +393,8 @@ class Session:
             case UserPartial(item_id, text):
                 if not self.tools.hold_active:
                     self.emit(ev.user_transcript_delta(item_id, text))
-                    self._warm(self._warmer.offer(text, self.clock.now()))
+                    if getattr(self._llm, "warm", None) is not None:
+                        self._warm(self._warmer.offer(text, self.clock.now()))
             case Speculate(text):
                 self._warmer.turn_ended()
                 self.replies.speculate(text)
@@ -516,8 +517,12 @@ class Session:
         """Evaluate the prompt of the turn so far into the cache of a model that can (the
         embedded one's ``warm``; see prompt_warming): the reply to this turn then evaluates
         only what the final transcript adds."""
+        if text is None:
+            return
         warm = getattr(self._llm, "warm", None)
-        if text is None or warm is None or self._tg is None:
+        if warm is None or self._tg is None:  # the model changed, or the session stopped
+            self._warmer.turn_ended()  # drop what waits, then: nothing is in flight after all
+            self._warmer.finished(self.clock.now())
             return
         plan = ReplyPlan("user_speech", self.clock.now(), user_text=text)
         request = self._factory.request(plan, self.replies.tools_allowed, pending_user_text=text)
