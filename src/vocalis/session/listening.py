@@ -190,7 +190,7 @@ class Listener:
                     self._host.touch()
                 start = first_sample + i * n
                 wall = self._clock.wall()
-                level = float(levels[i]) if i < len(levels) else None
+                level = levels[i] if i < len(levels) else None
                 floor = self._host.floor()
                 self.apply(self.taker.frame(prob, start, start + n, wall, floor, level))
 

@@ -68,6 +68,7 @@ COST_SMOOTHING = 0.5  # weight of the newest partial decode in its moving-averag
 # A speech frame counts as voiced while its level is within QUIET_DB of the loudest frame of
 # its speech run (see TurnRules.quiet_backdate_ms).
 QUIET_DB = 25.0
+_QUIET_RATIO = 10 ** (-QUIET_DB / 20)  # the same, as a ratio of RMS levels
 
 
 def samples(ms: float) -> int:
@@ -188,7 +189,7 @@ class TurnTaker:
             self._gap = 0
             self.last_speech_end = end
             self.last_speech_wall = wall
-            if level is None or level >= self._run_peak * 10 ** (-QUIET_DB / 20):
+            if level is None or level >= self._run_peak * _QUIET_RATIO:
                 self._voiced_end = end
             self._run_peak = max(self._run_peak, level or 0.0)
             self._on_speech(self._run_start, end, wall, floor, out)

@@ -7,14 +7,14 @@ One thread per model by default (``embedded_*_threads``). The models run at the 
 session's reply is synthesised while the model writes its next sentence, another session's
 turn is transcribed meanwhile), and a model split over both cores waits at every step for its
 slower thread: llama.cpp's threads meet at each operation of each token, so when Piper holds one
-core the other thread waits out the scheduler's time slice. Measured on the 2-core machine
-(``python -m bench.bench_models`` style probes, one model looping beside another): the LLM with 2
-threads writes 44 tokens/s alone and 8 while Piper synthesises; with 1 thread 32 alone and 25
-beside Piper. Piper's first piece takes 80 ms alone with 2 threads, 185-225 ms beside the
-generating LLM; with 1 thread each, 120 ms and 135 ms. Prompt evaluation is the one place two
-threads pay when nothing else runs (43 tokens: 333 ms with 2, 553 ms with 1), and under load it
-stalls the same way, so it gets one too; turns mostly evaluate few tokens (see
-session/prompt_warming.py).
+core the other thread waits out the scheduler's time slice. ``python -m bench.bench_models``
+with 2, then 1 thread per model: the LLM writes 33.3 → 26.1 text deltas/s alone but 7.9 → 21.2
+while Piper synthesises. Probes of one model looping beside another agree: Piper's first piece
+80 ms alone with 2 threads, 185-225 ms beside the generating LLM; with 1 thread each, 120 and
+135 ms. Prompt evaluation is where two threads pay when nothing else runs (bench_models: cold
+420-token prompt 3.1 s with 2, 5.0 s with 1), and under load it stalls the same way, so it gets
+one too; turns mostly evaluate few tokens (see session/prompt_warming.py), and a session's
+system prompt is evaluated in the background when it starts.
 """
 
 from __future__ import annotations

@@ -271,47 +271,45 @@ class QwenLLM:
             generated = 0
             written = ""  # all text so far: the prefix a continuation starts from
             calls_seen = False
+            paused = False  # the latest request was stopped to be continued
             errors: list[str] = []
-            while True:
-                paused = False
 
-                def on_chunk(data: Any) -> bool:
-                    nonlocal spoken_tokens, generated, written, calls_seen, paused
-                    if cancelled.is_set():
-                        return True
-                    if not isinstance(data, dict) or "choices" not in data:
-                        errors.append(json.dumps(data)[:500])
-                        return True
-                    choices = data["choices"] or [{}]
-                    delta = choices[0].get("delta") or {}
-                    text = delta.get("content") or ""
-                    calls = delta.get("tool_calls") or []
-                    if not (text or calls):
-                        return False
-                    generated += 1
-                    written += text
-                    calls_seen = calls_seen or bool(calls)
-                    emit(_Chunk(text, calls))
-                    if text and not holdback.holding:
-                        holdback.feed(text)
-                        if not holdback.holding:
-                            spoken_tokens += 1
-                            if spoken_tokens >= spoken_cap:
-                                return True  # the spoken reply reached request.max_tokens
-                    if (
-                        pause_after
-                        and stream.backlog >= pause_after
-                        and may_continue(written, holding=holdback.holding, calls=calls_seen)
-                    ):
-                        paused = True
-                        return True
+            def on_chunk(data: Any) -> bool:
+                nonlocal spoken_tokens, generated, written, calls_seen, paused
+                if cancelled.is_set():
+                    return True
+                if not isinstance(data, dict) or "choices" not in data:
+                    errors.append(json.dumps(data)[:500])
+                    return True
+                choices = data["choices"] or [{}]
+                delta = choices[0].get("delta") or {}
+                text = delta.get("content") or ""
+                calls = delta.get("tool_calls") or []
+                if not (text or calls):
                     return False
+                generated += 1
+                written += text
+                calls_seen = calls_seen or bool(calls)
+                emit(_Chunk(text, calls))
+                if text and not holdback.holding:
+                    holdback.feed(text)
+                    if not holdback.holding:
+                        spoken_tokens += 1
+                        if spoken_tokens >= spoken_cap:
+                            return True  # the spoken reply reached request.max_tokens
+                paused = (
+                    pause_after > 0
+                    and stream.backlog >= pause_after
+                    and may_continue(written, holding=holdback.holding, calls=calls_seen)
+                )
+                return paused
 
-                remaining = budget - generated
-                if remaining <= 0:
-                    return
+            while generated < budget:
+                paused = False
                 try:
-                    self._server.handle_chat_completions(body(written, remaining), on_chunk)
+                    self._server.handle_chat_completions(
+                        body(written, budget - generated), on_chunk
+                    )
                 except Exception as exc:
                     raise LLMError(f"local model failed: {exc}", retryable=True) from exc
                 if errors:
