@@ -1,7 +1,8 @@
 """One reply's outgoing audio: fixed-size chunks, real-time pacing and the playout position (§10.4).
 
 Synthesised sentences arrive with their word timings; the pacer hands out 20 ms chunks no more
-than ``output_lead_ms`` ahead of real time, measured from the first chunk. The playout position
+than ``output_lead_ms`` ahead of real time, measured from the first chunk (and from the end of
+any gap where synthesis fell behind and the listener heard nothing). The playout position
 (what the listener has heard) is ``min(audio sent, time since first chunk)``, frozen while the
 reply is paused for a possible barge-in. Word deltas leave with the chunk holding their first
 sample, so a word is never announced before its audio is sent.
@@ -116,8 +117,16 @@ class ReplyOutput:
             await self._clock.sleep((ahead - self._lead_ms) / 1000)
 
     def mark_sent(self, chunk: OutChunk) -> None:
+        now = self._clock.now()
         if self.t_first is None:
-            self.t_first = self._clock.now()
+            self.t_first = now
+        elif not self.paused and (now - self.t_first) * 1000 > self.sent_ms:
+            # Underrun: synthesis fell behind and the listener's player ran dry. This chunk
+            # starts playing when it arrives, so real time restarts from what was sent. Without
+            # this, the pacer would "catch up" on the gap by sending seconds of audio in one
+            # burst (a whole late sentence without yielding: over the outbox bound, close 1008,
+            # in a 4-caller bench) and the playout position would count the gap as heard.
+            self.t_first = now - self.sent_ms / 1000
         self.sent_ms = chunk.end_ms
 
     def _elapsed_ms(self) -> float:
