@@ -94,6 +94,26 @@ class Outcome:
     last_speech: int = 0
 
 
+def last_speech_end(probs: list[float]) -> int:
+    """End sample of the speaker's last speech: the last run of VAD frames (gaps up to
+    ``SPEECH_GAP_MS`` bridged) lasting at least ``SPEECH_START_MS``, the engine's own bar for
+    speech. A shorter blip is not a word: asr_06 ends with a 64 ms click where the recording
+    meets its room tone, and counting it made a turn that ended after the last word (at
+    min_silence, in min_latency) a "cut-off" in every variant of that clip."""
+    gap_max = SPEECH_GAP_MS * RATE // 1000
+    need = SPEECH_START_MS * RATE // 1000
+    last = 0
+    run: tuple[int, int] | None = None  # (start, end) of the current run
+    for i, p in enumerate(probs):
+        if p < VAD_THRESHOLD:
+            continue
+        start, end = i * FRAME, (i + 1) * FRAME
+        run = (run[0], end) if run is not None and start - run[1] <= gap_max else (start, end)
+        if run[1] - run[0] >= need:
+            last = run[1]
+    return last
+
+
 class Models:
     """The embedded models, called synchronously with results cached by audio content."""
 
@@ -151,7 +171,7 @@ def simulate(
     """Turn ends found by a re-implemented turn-taking loop (the ablations; see the module doc)."""
     ask_ms, trailing_ms = FEEDS[feed]
     gap_max = SPEECH_GAP_MS * RATE // 1000
-    out = Outcome()
+    out = Outcome(last_speech=last_speech_end(probs))
     run_start: int | None = None
     gap = 0
     last_end = 0
@@ -164,7 +184,6 @@ def simulate(
                 run_start = start
             gap = 0
             last_end = end
-            out.last_speech = end
             verdict = None  # speech resumed: timers reset, ask again on the next pause
             if turn_start is None and (end - run_start) * 1000 // RATE >= SPEECH_START_MS:
                 turn_start = max(0, run_start - PREROLL_MS * RATE // 1000)
@@ -206,12 +225,10 @@ def engine(
         quiet_backdate_ms=quiet_backdate_ms,
     )
     taker = TurnTaker(rules, lambda: f"turn_{next(ids)}")
-    out = Outcome()
+    out = Outcome(last_speech=last_speech_end(probs))
     levels = frame_rms(audio, FRAME)
     for i, p in enumerate(probs):
         start, end = i * FRAME, (i + 1) * FRAME
-        if p >= VAD_THRESHOLD:
-            out.last_speech = end
         wall = end / RATE
         level = float(levels[i]) if i < len(levels) else None
         actions = taker.frame(p, start, end, wall, Floor.IDLE, level)

@@ -95,3 +95,14 @@ def test_utterances_cut_after_a_conjunction_or_article_are_not_complete(
     index = next(i for i, w in enumerate(words[:-1]) if bare(w.text) == after)
     cut = int(cut_point(audio, words, index) * 16_000)
     assert models.verdict(audio[:cut], audio) is not Verdict.COMPLETE
+
+
+def test_an_utterance_the_recogniser_leaves_open_is_not_complete(models: Models) -> None:
+    """Cut after "the", Whisper writes "He who recited the f" (no closing mark) and Smart Turn,
+    hearing the reader's falling pitch, says ~0.98 complete: the open text keeps the turn."""
+    clip = "asr_07_librispeech_test-other_2033-164914-0009.wav"
+    audio = load(DATA / clip)
+    words = word_timestamps(models.words, audio)
+    index = next(i for i, w in enumerate(words[:-1]) if bare(w.text) == "the")
+    cut = int(cut_point(audio, words, index) * 16_000)
+    assert models.verdict(audio[:cut], audio) is Verdict.UNSURE

@@ -401,7 +401,7 @@ def test_user_turn_events(ws_server: WsServer) -> None:
     final = events[stopped + 1]
     deltas = of(events, "transcript.user.delta")
     assert all(d["item_id"] == final["item_id"] for d in deltas)
-    assert final["text"].startswith("speech ") and final["text"].endswith(" ms")
+    assert final["text"].startswith("speech ") and final["text"].endswith(" ms.")
     assert of(events, "transcript.agent")[0]["text"] == f"You said: {final['text']}"
 
 

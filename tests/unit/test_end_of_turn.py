@@ -89,10 +89,17 @@ def test_leaning_text_is_decided_by_the_audio() -> None:
     assert text_ending(text)[0] is Ending.CONTINUES
 
 
-def test_no_final_punctuation_leans_on_the_audio() -> None:
+def test_no_final_punctuation_leans_on_the_audio_but_never_completes_the_turn() -> None:
     assert text_ending("and I heard him hard by the door")[0] is Ending.LEANS_ON
-    assert judge(0.95, "yes I can hear you").verdict is Verdict.COMPLETE
+    # a punctuating recogniser left the sentence open: however sure the audio, wait a while
+    assert judge(0.95, "He who recited the f").verdict is Verdict.UNSURE
+    assert judge(0.6, "yes I can hear you").verdict is Verdict.UNSURE
     assert judge(0.1, "yes I can hear you").verdict is Verdict.INCOMPLETE
+    # the same words, closed by the recogniser, end the turn on the audio's word
+    assert judge(0.95, "yes I can hear you,").verdict is Verdict.COMPLETE
+    # a recogniser that never punctuates: the audio decides alone
+    bare = Policy(bare_text_can_complete=True)
+    assert judge(0.95, "yes I can hear you", policy=bare).verdict is Verdict.COMPLETE
 
 
 def test_empty_transcript_is_complete() -> None:

@@ -34,7 +34,7 @@ async def test_user_turn_yields_transcript_and_reply(harness: Harness) -> None:
     assert user[-2:] == ["input.speech.stopped", "transcript.user"]
     assert "transcript.user.delta" in user
     text = t.last("transcript.user")["text"]
-    assert text.startswith("speech ") and text.endswith(" ms")
+    assert text.startswith("speech ") and text.endswith(" ms.")
     assert types.index("transcript.user") < types.index("reply.started")
     assert t.last("transcript.agent")["text"] == f"You said: {text}"
     # the reply is told with its own ids, the user turn with its item id

@@ -6,8 +6,9 @@ Behaviour, documented for client developers:
   the default ``vad_threshold`` 0.5 a frame louder than -40 dBFS (RMS 0.01) is speech.
 * **Turn model** — a turn looks complete unless its text ends with ``and``, ``but``, ``so``,
   ``um``, ``uh`` or ``...``.
-* **STT** — the transcript of an utterance is ``speech <N> ms``, N being its speech duration
-  (the number of speech frames × 32 ms); partials report the speech heard so far.
+* **STT** — the final transcript of an utterance is ``speech <N> ms.``, N being its speech
+  duration (the number of speech frames × 32 ms); partials report the speech heard so far,
+  without the full stop.
 * **LLM** — answers ``You said: <last user text>``. A user text ``call <tool_name> <json-args>``
   produces that tool call (several lines: several calls; other lines are spoken). After tool
   results it says ``Tool result: <result>.``; a one-shot

@@ -44,7 +44,9 @@ class FakeSTT:
         if not speech_frames:
             return Transcript("", None)
         ms = speech_frames * FRAME * 1000 // INPUT_RATE
-        return Transcript(f"speech {ms} ms", 1.0)
+        # a final is closed with a full stop, as a punctuating recogniser (Whisper) closes a
+        # finished sentence; the end-of-turn rule reads an open one as speech that broke off
+        return Transcript(f"speech {ms} ms" + ("." if final else ""), 1.0)
 
 
 class FakeTTS:
