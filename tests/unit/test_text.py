@@ -34,6 +34,18 @@ def test_first_piece_is_cut_early_at_a_comma_or_after_six_words() -> None:
     assert cut(long_first)[0] == "The absence of the detailed reference "
 
 
+def test_a_waiting_caller_gets_a_shorter_first_piece() -> None:
+    splitter = SentenceSplitter()
+    tokens = ["The", "absence", "of", "the", "detailed", "reference", "to", "the", "Hebrews"]
+    pieces = [p for t in tokens[:4] for p in splitter.push(t + " ")]
+    assert pieces == []  # prepared during the pause: waits for a more natural cut
+    # the turn is committed: the caller waits, and three words are enough
+    assert splitter.push(tokens[4] + " ", waiting=True) == ["The absence of "]
+    # only the first piece is cut short
+    later = [p for t in tokens[5:] for p in splitter.push(t + " ", waiting=True)]
+    assert later == []
+
+
 def test_later_sentences_are_not_cut_at_commas() -> None:
     pieces = cut("Sure. Then, after that, we go home.")
     assert pieces == ["Sure. ", "Then, after that, we go home."]

@@ -150,6 +150,12 @@ class Reply:
             await self.gate.wait()
 
     @property
+    def adopted(self) -> bool:
+        """The reply is the answer to a committed turn (not one prepared during the pause
+        that may still be dropped): the caller is waiting for it."""
+        return self.gate is None or self.gate.is_set()
+
+    @property
     def started(self) -> bool:
         return self.reply_id is not None
 
@@ -210,7 +216,7 @@ class Reply:
                     if self.text_only:
                         await self._write(item.text)
                         continue
-                    for sentence in splitter.push(item.text):
+                    for sentence in splitter.push(item.text, waiting=self.adopted):
                         await self._speak(sentence)
                 elif isinstance(item, ToolCallRequest):
                     if len(self.calls) >= MAX_CALLS_PER_REPLY:
