@@ -219,7 +219,7 @@ async def run_n(
         for stage in stages1
     }
     admitted = [c for c in results if c.admitted]
-    timings = await asyncio.to_thread(turn_timings, server, admitted)
+    timings, slowest = await asyncio.to_thread(turn_timings, server, admitted)
     v2v = _offsets(admitted, "first_audio")
     refusals = [c.refusal_seconds for c in results if c.refusal_seconds is not None]
     return {
@@ -243,6 +243,7 @@ async def run_n(
             name: percentile(values, 50) / 1000 for name, values in timings.items() if values
         },
         "v2v_all": v2v,
+        "slowest_turn": slowest,
     }
 
 
@@ -252,10 +253,14 @@ STAGES = ("stt", "stt_partial", "turn", "llm_first_token", "tts_first_audio")
 TIMINGS = ("stt_final_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_sent_ms")
 
 
-def turn_timings(server: ServerProcess, callers: list[Caller]) -> dict[str, list[float]]:
+def turn_timings(
+    server: ServerProcess, callers: list[Caller]
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """The server's own per-turn offsets from the end of speech (each session's timeline
-    artifact, §17.4), so a slow row shows which stage the time went to."""
+    artifact, §17.4), so a slow row shows which stage the time went to; and the slowest turn
+    (by first audio sent), which is what sets a row's P95."""
     out: dict[str, list[float]] = {name: [] for name in TIMINGS}
+    slowest: dict[str, Any] = {}
     with httpx.Client(base_url=server.http, timeout=10) as http:
         for c in callers:
             timeline = None
@@ -269,10 +274,14 @@ def turn_timings(server: ServerProcess, callers: list[Caller]) -> dict[str, list
                     break
                 time.sleep(0.1)
             for turn in (timeline or {}).get("turns", []):
-                for name, value in (turn.get("timings") or {}).items():
+                timings = turn.get("timings") or {}
+                for name, value in timings.items():
                     if name in out and value is not None:
                         out[name].append(float(value))
-    return out
+                sent = timings.get("first_audio_sent_ms") or 0
+                if sent > (slowest.get("timings") or {}).get("first_audio_sent_ms", -1):
+                    slowest = {"timings": timings, "user": turn.get("user_transcript") or ""}
+    return out, slowest
 
 
 def stage_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
@@ -340,7 +349,9 @@ def plot_load(
     plt.close(fig)
 
 
-async def soak(server: ServerProcess, clips: list[np.ndarray], n: int, minutes: float) -> dict:
+async def soak(
+    server: ServerProcess, clips: list[np.ndarray], n: int, minutes: float
+) -> dict[str, Any]:
     samples: list[tuple[float, float, int]] = []
     t0 = time.perf_counter()
     deadline = t0 + minutes * 60
@@ -471,7 +482,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 + "; P50 offsets from end of speech s "
                 + " ".join(
                     f"{k.removesuffix('_ms')}={v:.2f}" for k, v in row["offsets_p50"].items()
-                ),
+                )
+                + "; slowest turn ms "
+                + " ".join(
+                    f"{k.removesuffix('_ms')}={v}"
+                    for k, v in row["slowest_turn"].get("timings", {}).items()
+                )
+                + f" ({row['slowest_turn'].get('user', '')[:40]!r})",
                 flush=True,
             )
     summary: dict[str, Any] = {

@@ -8,6 +8,7 @@ import numpy as np
 
 from vocalis.session.clock import FakeClock
 from vocalis.session.output import OutChunk, ReplyOutput
+from vocalis.session.text import TimedWord
 
 RATE = 1000  # 1 sample per ms keeps the arithmetic readable
 CHUNK_MS = 20
@@ -68,5 +69,25 @@ def test_audio_after_an_underrun_is_paced_from_its_arrival_not_burst_out() -> No
         assert round(out.playout_ms()) == 1000
         await clock.advance(0.1)
         assert round(out.playout_ms()) == 1100
+
+    asyncio.run(scenario())
+
+
+def test_a_reply_ending_on_a_piece_without_audio_keeps_its_words() -> None:
+    """A last piece with nothing to say aloud (a list marker "3. ") adds words but no samples:
+    closing the reply attaches them to its last chunk (it raised on the empty buffer)."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        out = ReplyOutput(clock, RATE, CHUNK_MS, LEAD_MS)
+        out.add_sentence(_seconds(0.11), [TimedWord("Steps: ", 0, 110)])  # a short last chunk
+        out.add_sentence(_seconds(0.0), [TimedWord("3. ", 110, 110)])
+        out.close()
+        chunks = []
+        while (chunk := await out.next_chunk()) is not None:
+            out.mark_sent(chunk)
+            chunks.append(chunk)
+            await clock.advance(CHUNK_MS / 1000)
+        assert [w.text for c in chunks for w in c.words] == ["Steps: ", "3. "]
 
     asyncio.run(scenario())

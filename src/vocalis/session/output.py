@@ -77,7 +77,8 @@ class ReplyOutput:
             self._chunked_samples += len(take)
             end = self._chunked_samples * 1000 / self.rate
             words: list[TimedWord] = []
-            while self._words and (self._words[0].start_ms < end or (final and not self._pending)):
+            last = final and len(self._pending) == 0  # (an array: no truth value when empty)
+            while self._words and (self._words[0].start_ms < end or last):
                 words.append(self._words.popleft())
             self._ready.append(OutChunk(take, start, end, tuple(words)))
         if final and self._words and self._ready:  # words past the end (rounding): attach
