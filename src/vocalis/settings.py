@@ -106,8 +106,10 @@ class Settings(BaseSettings):
     embedded_llm_context: int = 4096  # llama.cpp context window (tokens) of each parallel slot
     # Conversations the LLM serves at once (llama.cpp slots, continuous batching; one KV cache each)
     embedded_llm_parallel: int = Field(default=4, ge=1)
-    # Host-RAM cache (MiB) of KV state evicted from a slot; 0: none (llama.cpp defaults to 8 GiB)
-    embedded_llm_cache_ram_mib: int = Field(default=0, ge=0)
+    # Host-RAM cache (MiB) of KV state evicted from a slot; 0: none (llama.cpp defaults to 8 GiB).
+    # 256: a conversation whose slot another one took gets its history back without a new
+    # prefill (~12 KB a token: ~20 conversations of 1000 tokens); measured in llm.py
+    embedded_llm_cache_ram_mib: int = Field(default=256, ge=0)
     embedded_tts_threads: int = 1  # onnxruntime threads for Piper
     embedded_llm_model_path: Path | None = None  # override the assembled Qwen GGUF
     embedded_stt_model_dir: Path | None = None  # override the CTranslate2 Whisper directory

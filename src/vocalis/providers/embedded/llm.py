@@ -138,11 +138,19 @@ class QwenLLM:
         params.use_jinja = True
         params.cache_prompt = True
         # When a conversation's slot goes to another one, llama.cpp saves the evicted KV state
-        # in host RAM (up to 8 GiB by default) so the conversation can come back without a new
-        # prefill. A node's budget keeps one conversation per slot (max_sessions 4, 4 slots),
-        # so the cache only helps past the budget, and unsized it lets the process grow by
-        # gigabytes. Off unless the operator sizes it (in the 20-caller soak, 128 MiB or 0
-        # made no difference measurable through the noise: it was not the growth's cause).
+        # in host RAM (up to 8 GiB by default: unsized it lets the process grow by gigabytes)
+        # so the conversation can come back without a new prefill. One slot per conversation
+        # (max_sessions 4, 4 slots) does not make it idle: llama.cpp gives a request the idle
+        # slot sharing the longest prefix with it, every conversation shares the system
+        # prompt, and a request whose own slot is still busy (a reply stopped to be
+        # continued, a dropped speculation, both freed at their next token) takes another
+        # conversation's slot, whose history its next turn then evaluates again at ~12 ms a
+        # token on one thread: with 4 callers the server logged first pieces 3-7 s after the
+        # first token. 4 callers at once (bench_load, two rows each, back to back, with a
+        # synthesis bound then in the tree, since removed): cache 0 v2v P50
+        # 1.62 / 1.76 s, P95 3.36 / 8.36 s; 256 MiB 1.26 / 1.32 s, P95 2.11 / 1.82 s. Pinning
+        # each request to a slot of our choosing (``id_slot``) instead measured 1.48 / 1.33 s,
+        # P95 2.82 / 4.66 s: a pinned request skips llama.cpp's cache lookup.
         params.cache_ram_mib = cache_ram_mib
         params.port = 0  # any free port, on the default 127.0.0.1
         params.api_keys = [secrets.token_urlsafe(32)]
