@@ -77,8 +77,8 @@ class ReplyOutput:
             self._chunked_samples += len(take)
             end = self._chunked_samples * 1000 / self.rate
             words: list[TimedWord] = []
-            last = final and len(self._pending) == 0  # (an array: no truth value when empty)
-            while self._words and (self._words[0].start_ms < end or last):
+            all_cut = final and len(self._pending) == 0  # (an array: no truth value if empty)
+            while self._words and (self._words[0].start_ms < end or all_cut):
                 words.append(self._words.popleft())
             self._ready.append(OutChunk(take, start, end, tuple(words)))
         if final and self._words and self._ready:  # words past the end (rounding): attach
