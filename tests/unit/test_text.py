@@ -46,6 +46,13 @@ def test_a_waiting_caller_gets_a_shorter_first_piece() -> None:
     assert later == []
 
 
+def test_a_title_does_not_end_a_sentence() -> None:
+    assert cut("I met Mr. Hale today. Dr. Smith was there too.") == [
+        "I met Mr. Hale today. ",
+        "Dr. Smith was there too.",
+    ]
+
+
 def test_later_sentences_are_not_cut_at_commas() -> None:
     pieces = cut("Sure. Then, after that, we go home.")
     assert pieces == ["Sure. ", "Then, after that, we go home."]

@@ -6,7 +6,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s+|\n+")
+# A full stop after a title is not a sentence end: "Mr. " alone made a piece of its own (said
+# as a sentence, with its pause) in front of "Hale was...". Lookbehinds are fixed-width, so one
+# per title.
+_TITLES = ("Mr", "Mrs", "Ms", "Dr", "Prof", "Sr", "Jr", "St", "vs")
+_SENTENCE_END = re.compile(
+    "".join(rf"(?<!\b{title})" for title in _TITLES) + r"[.!?…]+[\"')\]]*\s+|\n+"
+)
 _SOFT_BREAK = re.compile(r"[,;:]\s+")
 _WORD = re.compile(r"\S+\s*")
 _NON_WORD = re.compile(r"[^\w\s'-]+")
