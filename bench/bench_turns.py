@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import hashlib
 import itertools
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -92,6 +93,15 @@ class Variant:
 class Outcome:
     ends: list[tuple[int, int]] = field(default_factory=list)  # (end sample, silence ms at end)
     last_speech: int = 0
+    texts: list[str] = field(default_factory=list)  # the final transcript at each end (engine)
+
+
+_CLOSED = re.compile(r"[.!?…][\"')\]]*\s*$")
+
+
+def left_open(text: str) -> bool:
+    """The recogniser did not close the transcript with a mark ("He who recited the f")."""
+    return bool(text.strip()) and _CLOSED.search(text) is None
 
 
 def last_speech_end(probs: list[float]) -> int:
@@ -239,8 +249,9 @@ def engine(
                     actions += taker.final_heard(item, Transcript(text), wall)
                 case WantVerdict(item, a, b):
                     actions += taker.verdict_heard(item, models.prob(audio[a:b]), wall)
-                case CommitTurn():
+                case CommitTurn(transcript=heard):
                     out.ends.append((end, (end - taker.last_speech_end) * 1000 // RATE))
+                    out.texts.append(heard.text)
     return out
 
 
@@ -252,6 +263,10 @@ STRATEGIES: dict[str, Strategy] = {
     "engine: TurnTaker": engine,
     # the server with VOCALIS_TURN_QUIET_BACKDATE_MS=192 (off by default: see TurnRules)
     "engine, quiet 192": lambda m, a, p, lo, hi: engine(m, a, p, lo, hi, quiet_backdate_ms=192),
+    # the rule before open transcripts stopped ending turns (Policy.bare_text_can_complete)
+    "engine, open may end": lambda m, a, p, lo, hi: engine(
+        m, a, p, lo, hi, Policy(bare_text_can_complete=True)
+    ),
 }
 
 
@@ -316,6 +331,10 @@ class Tally:
     complete: dict[Key, list[bool]] = field(default_factory=dict)
     fragment: dict[Key, list[bool]] = field(default_factory=dict)  # ended at min_silence
     cut: dict[tuple[str, str, str, int], list[bool]] = field(default_factory=dict)
+    # the engine's final transcript left open: at each hesitation/phrase cut-off, and at the
+    # end of each complete utterance
+    open_cut: dict[Key, list[bool]] = field(default_factory=dict)
+    open_complete: dict[Key, list[bool]] = field(default_factory=dict)
 
     def add(self, key: Key, variant: Variant, outcome: Outcome, lo: int) -> None:
         if variant.kind == "complete":
@@ -325,6 +344,13 @@ class Tally:
         else:
             flag = cut_off(variant, outcome)
             self.cut.setdefault((*key, variant.kind, variant.pause_ms), []).append(flag)
+        if not outcome.texts:
+            return  # a re-implemented loop: no transcripts recorded
+        if variant.kind == "complete":
+            self.open_complete.setdefault(key, []).append(left_open(outcome.texts[-1]))
+        elif variant.kind != "fragment" and cut_off(variant, outcome):
+            first = next(i for i, (e, _) in enumerate(outcome.ends) if e < outcome.last_speech)
+            self.open_cut.setdefault(key, []).append(left_open(outcome.texts[first]))
 
     def kept(self, key: Key, kind: str, pauses: tuple[int, ...]) -> list[bool]:
         return [not c for ms in pauses for c in self.cut.get((*key, kind, ms), [])]
@@ -343,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         SHARED_SPEECH if SHARED_SPEECH.exists() else ROOT / "tests" / "data"
     )
     clips = sorted(folder.glob("asr_*.wav"))
-    pauses = PAUSES_MS
+    pauses: tuple[int, ...] = PAUSES_MS
     if args.quick:
         clips, pauses = clips[:6], (600, 1000)
     print(f"speech set: {folder} ({len(clips)} asr_* clips)")
@@ -407,6 +433,17 @@ def report(
                 f"{pct([not e for e in tally.fragment.get(key, [])]):>16s} "
                 f"{pct(tally.complete.get(key, []) + tally.fragment.get(key, [])):>19s}"
             )
+    if tally.open_cut or tally.open_complete:
+        print("\nfinal transcripts left open (no closing mark): at cut-offs | complete utterances")
+        for name in names:
+            for mode in MODES:
+                key = (name, mode)
+                if key in tally.open_cut or key in tally.open_complete:
+                    cuts, done = tally.open_cut.get(key, []), tally.open_complete.get(key, [])
+                    print(
+                        f"{name:22s} {mode:12s} {sum(cuts)}/{len(cuts)} cut-offs | "
+                        f"{sum(done)}/{len(done)} complete"
+                    )
     if not by_length:
         return
     print("\nfalse cut-off rate by inserted pause length (hesitation | phrase)")

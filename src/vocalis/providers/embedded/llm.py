@@ -145,8 +145,9 @@ class QwenLLM:
         # prompt, and a request whose own slot is still busy (a reply stopped to be
         # continued, a dropped speculation, both freed at their next token) takes another
         # conversation's slot, whose history its next turn then evaluates again at ~12 ms a
-        # token on one thread: with 4 callers the server logged first pieces 3-7 s after the
-        # first token. 4 callers at once (bench_load, two rows each, back to back, with a
+        # token on one thread: bench_load's slowest turn (4 callers) had its first TTS audio
+        # 3.1-7.0 s after its first LLM token in 4 of 8 rows with no cache, 0.3-1.4 s in the 4
+        # rows with it. 4 callers at once (bench_load, two rows each, back to back, with a
         # synthesis bound then in the tree, since removed): cache 0 v2v P50
         # 1.62 / 1.76 s, P95 3.36 / 8.36 s; 256 MiB 1.26 / 1.32 s, P95 2.11 / 1.82 s. Pinning
         # each request to a slot of our choosing (``id_slot``) instead measured 1.48 / 1.33 s,
