@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NATIVE := $(VENV)/.native-llm
 PROVIDERS ?=
 # Only HOST=/PORT= given on the make command line become --host/--port: a HOST variable that a
 # shell exports (zsh sets it to the machine name) must not override VOCALIS_HOST. Without them
@@ -23,12 +24,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --progress-bar on -e '.[dev,embedded]'
 	touch $(STAMP)
 
+# llama.cpp rebuilt for this CPU (AVX-512 where it has it): ~6-7 min once, then cached by CPU and
+# version; the prebuilt wheel stays where it cannot be built. VOCALIS_NATIVE_LLM=0 skips it.
+$(NATIVE): $(STAMP) scripts/native-llm.sh
+	bash scripts/native-llm.sh $(VENV)
+
 # The models live in VOCALIS_DATA_DIR (not in .venv), so the install stamp cannot vouch for them:
 # check them every time (file existence, well under a second) and prepare them when missing.
 models: $(STAMP)
 	@$(BIN)/vocalis models check >/dev/null 2>&1 || $(BIN)/vocalis models prepare
 
-setup: $(STAMP) models
+setup: $(STAMP) $(NATIVE) models
 
 # Fakes need no models: `make run PROVIDERS=fake` skips the model step.
 run: $(if $(filter fake,$(PROVIDERS)),$(STAMP),setup)

@@ -263,6 +263,11 @@ STRATEGIES: dict[str, Strategy] = {
     "engine: TurnTaker": engine,
     # the server with VOCALIS_TURN_QUIET_BACKDATE_MS=192 (off by default: see TurnRules)
     "engine, quiet 192": lambda m, a, p, lo, hi: engine(m, a, p, lo, hi, quiet_backdate_ms=192),
+    # the rule before UNSURE waited at least 1.3 s (Policy.unsure_floor_ms): halfway to
+    # max_silence, 1.0 s in min_latency
+    "engine, unsure halfway": lambda m, a, p, lo, hi: engine(
+        m, a, p, lo, hi, Policy(unsure_floor_ms=0)
+    ),
     # the rule before open transcripts stopped ending turns (Policy.bare_text_can_complete)
     "engine, open may end": lambda m, a, p, lo, hi: engine(
         m, a, p, lo, hi, Policy(bare_text_can_complete=True)

@@ -148,6 +148,16 @@ def test_deadlines_follow_the_verdict_in_both_modes() -> None:
         assert deadline_ms(Verdict.INCOMPLETE, lo, hi) == hi
         assert lo < deadline_ms(Verdict.UNSURE, lo, hi) < hi
     assert deadline_ms(Verdict.UNSURE, 800, 2500, Policy(unsure_fraction=1.0)) == 2500
+
+
+def test_an_unsure_turn_outwaits_a_thinking_pause_in_every_mode() -> None:
+    """Halfway to max_silence is only 1.0 s in min_latency: a 1.2 s pause after "the" was cut
+    off there. UNSURE waits at least the floor, never past max_silence."""
+    assert deadline_ms(Verdict.UNSURE, 800, 2500) == 1650  # balanced: halfway, above the floor
+    assert deadline_ms(Verdict.UNSURE, 500, 1500) == 1300  # min_latency: the floor
+    assert deadline_ms(Verdict.UNSURE, 500, 1500, Policy(unsure_floor_ms=0)) == 1000
+    assert deadline_ms(Verdict.UNSURE, 300, 1000) == 1000  # a client's max_silence still ends it
+    assert deadline_ms(Verdict.COMPLETE, 500, 1500) == 500  # a complete turn does not wait
     # a max below min (explicit client values) never ends a turn before min_silence
     assert deadline_ms(Verdict.INCOMPLETE, 800, 500) == 800
 

@@ -63,7 +63,7 @@ async def _load(what: str, factory: Callable[[], T]) -> T:
 async def build_embedded_providers(settings: Settings) -> ProviderSet:
     """Load all five models (in worker threads) and warm them up."""
     # Imported here so that `providers = "fake"` never imports the model runtimes.
-    from vocalis.providers.embedded.llm import QwenLLM
+    from vocalis.providers.embedded.llm import QwenLLM, cpu_features
     from vocalis.providers.embedded.stt import WhisperSTT
     from vocalis.providers.embedded.tts import PiperTTS
     from vocalis.providers.embedded.turn import SmartTurn
@@ -114,7 +114,7 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
             "vad": "silero-vad v6 (onnx)",
             "turn": "smart-turn v3.2 (onnx, cpu)",
             "stt": "whisper tiny.en (faster-whisper, int8)",
-            "llm": f"{assets.llm_model.name} (xllamacpp)",
+            "llm": f"{assets.llm_model.name} (xllamacpp; CPU: {cpu_features() or 'baseline'})",
             "tts": "piper en_US-joe-medium",
         },
     )
