@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -383,12 +384,28 @@ async def soak(
         "rss_warm_mb": rss_warm,
         "rss_end_mb": rss_end,
         "rss_growth_percent": 100 * (rss_end - rss_warm) / rss_warm,
+        "rss_second_half_percent": second_half_growth(samples),
         "threads_start": threads_start,
         "threads_end": samples[-1][2],
         "threads_after": server.threads(),
         "tasks_after": server.metric("vocalis_event_loop_tasks"),
         "samples": samples,
     }
+
+
+def second_half_growth(samples: list[tuple[float, float, int]]) -> float:
+    """RSS growth (%) over the run's second half: the median of the samples in its last tenth
+    against those between 50 and 60 % of it. Two single samples (the figure above) move by
+    ±40 MB with what the sessions are doing at that second, and caches that fill for minutes
+    (llama.cpp's prompt cache) still count in the first half: a leak keeps climbing here."""
+    if len(samples) < 10:
+        return 0.0
+    end = samples[-1][0]
+    mid = [s[1] for s in samples if 0.5 * end <= s[0] < 0.6 * end]
+    last = [s[1] for s in samples if s[0] >= 0.9 * end]
+    if not mid or not last:
+        return 0.0
+    return 100 * (statistics.median(last) - statistics.median(mid)) / statistics.median(mid)
 
 
 def plot_soak(d: dict[str, Any], folder: Path) -> None:
@@ -451,7 +468,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             d = asyncio.run(soak(server, clips, args.soak_sessions, args.soak_minutes))
             print(
                 f"soak: RSS {d['rss_warm_mb']:.0f} → {d['rss_end_mb']:.0f} MB "
-                f"({d['rss_growth_percent']:+.1f} %), threads {d['threads_start']} → "
+                f"({d['rss_growth_percent']:+.1f} %; second half "
+                f"{d['rss_second_half_percent']:+.1f} %), threads {d['threads_start']} → "
                 f"{d['threads_end']} → {d['threads_after']} after, tasks after "
                 f"{d['tasks_after']:.0f}, turns answered {d['turns']}"
             )

@@ -113,12 +113,17 @@ def _load_table(d: dict[str, Any], command: str, title: str) -> list[str]:
     return [*lines, ""]
 
 
+def _second_half(d: dict[str, Any]) -> str:
+    growth = d.get("rss_second_half_percent")  # absent from soaks recorded before it existed
+    return "" if growth is None else f"; over the run's second half {growth:+.1f} %"
+
+
 def _soak(d: dict[str, Any], command: str, title: str = "Soak") -> list[str]:
     lines = [f"## {title}", "", f"`{command}` — {d['when']}; {d['machine']}.", ""]
     lines += [
         f"{d['sessions']} sessions for {d['minutes']:.1f} min ({d['turns']} turns answered). "
         f"RSS after warm-up {d['rss_warm_mb']:.0f} MB → end {d['rss_end_mb']:.0f} MB "
-        f"(**{d['rss_growth_percent']:+.1f} %**); threads {d['threads_start']} → "
+        f"(**{d['rss_growth_percent']:+.1f} %**{_second_half(d)}); threads {d['threads_start']} → "
         f"{d['threads_end']} (after the sessions closed: {d['threads_after']}); "
         f"asyncio tasks after the sessions closed: {d['tasks_after']}.",
         "",
@@ -153,7 +158,11 @@ def write_results() -> None:
             parts += _load_table(d, d.get("command", "python -m bench.bench_load"), title)
     if _load("load"):
         parts += ["![latency vs N](results/load_latency.png) ![CPU vs N](results/load_cpu.png)", ""]
-    for name, title in (("soak_before", "Soak — before (main)"), ("soak", "Soak")):
+    for name, title in (
+        ("soak_before", "Soak — before (main)"),
+        ("soak", "Soak"),
+        ("soak_cache64", "Soak — llama.cpp prompt cache at 64 MiB instead of 256"),
+    ):
         d = _load(name)
         if d:
             parts += _soak(d, d.get("command", "python -m bench.bench_load --soak"), title)

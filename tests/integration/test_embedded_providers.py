@@ -293,6 +293,22 @@ async def test_llm_warms_a_prompt_only_while_nothing_else_runs(stack: ProviderSe
     await reply.aclose()
 
 
+async def test_llm_logs_llamacpps_account_of_each_request(
+    stack: ProviderSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """How many prompt tokens a request evaluated and how many came from the cache: what tells
+    a slow first token under load from an evicted conversation evaluated again."""
+    request = LLMRequest(
+        messages=(SYSTEM, ChatMessage("user", "Answer with one word: is water wet?")),
+        max_tokens=40,
+    )
+    with caplog.at_level("DEBUG", logger="vocalis.providers.embedded.llm"):
+        await _collect(stack, request)
+    accounts = [m for m in (r.getMessage() for r in caplog.records) if "prompt tokens" in m]
+    assert accounts, "no timings from llama.cpp"
+    assert "from cache" in accounts[-1]
+
+
 async def test_llm_respects_max_tokens(stack: ProviderSet) -> None:
     request = LLMRequest(
         messages=(SYSTEM, ChatMessage("user", "Describe the history of Rome in detail.")),

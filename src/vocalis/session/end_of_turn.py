@@ -106,7 +106,8 @@ class Policy:
     #: recited the f", "who had not had") while Smart Turn, hearing a falling pitch, said
     #: 0.8-0.98 complete: with this True, 28 of min_latency's 64 cut-offs (12 of balanced's
     #: 34) ended on open text. Such text now waits as UNSURE (hesitations kept 83.2 -> 89.4 %
-    #: min_latency, 93.3 -> 97.6 % balanced, complete at min_silence unchanged).
+    #: min_latency, 93.3 -> 97.6 % balanced, complete at min_silence unchanged; measured
+    #: before ``unsure_floor_ms``, with which the old rule's row reads 87.5 % min_latency).
     bare_text_can_complete: bool = False
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -100,6 +101,9 @@ class _Chunk:
     def __init__(self, text: str = "", native_calls: list[dict[str, Any]] | None = None):
         self.text = text
         self.native_calls = native_calls or []
+
+
+log = logging.getLogger(__name__)
 
 
 def cpu_features() -> str:
@@ -301,6 +305,20 @@ class QwenLLM:
                 if not isinstance(data, dict) or "choices" not in data:
                     errors.append(json.dumps(data)[:500])
                     return True
+                timings = data.get("timings")
+                if isinstance(timings, dict):
+                    # llama.cpp's own account of the request: a first token that came late
+                    # under load shows here as a prompt evaluated again (prompt_n >> the new
+                    # message) or as slow evaluation beside other slots
+                    log.debug(
+                        "llm request: %d prompt tokens evaluated (%d from cache) in %.0f ms, "
+                        "%d generated in %.0f ms",
+                        timings.get("prompt_n", -1),
+                        timings.get("cache_n", -1),
+                        timings.get("prompt_ms", -1.0),
+                        timings.get("predicted_n", -1),
+                        timings.get("predicted_ms", -1.0),
+                    )
                 choices = data["choices"] or [{}]
                 delta = choices[0].get("delta") or {}
                 text = delta.get("content") or ""
