@@ -8,7 +8,13 @@ import threading
 import pytest
 
 from vocalis.providers.scheduling import JobQueue, Priority
-from vocalis.providers.workers import InferenceWorker, SlotGate, node_lag, worker_lags
+from vocalis.providers.workers import (
+    FirstWords,
+    InferenceWorker,
+    SlotGate,
+    node_lag,
+    worker_lags,
+)
 
 FA, TD, BG = Priority.FIRST_AUDIO, Priority.TURN_DECISION, Priority.BACKGROUND
 
@@ -144,6 +150,47 @@ async def test_a_cancelled_waiting_job_is_never_run_and_errors_reach_the_caller(
         assert ran == ["block", "after"]
     finally:
         gate.set()
+        worker.close()
+
+
+async def test_background_work_holds_back_while_a_reply_waits_for_its_first_words() -> None:
+    """A partial transcript waits while another model produces a reply's first words; a final
+    transcript does not; the partial runs as soon as the words came."""
+    words = FirstWords()
+    ran: list[str] = []
+
+    def run(jobs: list[str]) -> list[str]:
+        ran.extend(jobs)
+        return jobs
+
+    worker: InferenceWorker[str, str] = InferenceWorker(
+        "test-hold", run, hold_background=words.__bool__, max_hold=30.0
+    )
+    try:
+        with words.awaited() as arrived:
+            partial = asyncio.create_task(worker.submit("partial", BG))
+            assert await worker.submit("final", TD) == "final"  # not held
+            await asyncio.sleep(0.1)
+            assert ran == ["final"] and not partial.done()
+            arrived()
+            assert not words
+            assert await partial == "partial"
+        assert ran == ["final", "partial"]
+    finally:
+        worker.close()
+
+
+async def test_a_held_job_runs_after_the_longest_hold_whatever_else_waits() -> None:
+    words = FirstWords()
+    worker: InferenceWorker[str, str] = InferenceWorker(
+        "test-hold-max", lambda jobs: jobs, hold_background=words.__bool__, max_hold=0.05
+    )
+    try:
+        with words.awaited():
+            assert await asyncio.wait_for(worker.submit("partial", BG), 5) == "partial"
+            assert words  # still waiting: the job ran because the hold is bounded
+        assert not words  # leaving the block counts the reply as done
+    finally:
         worker.close()
 
 

@@ -83,6 +83,10 @@ class JobQueue(Generic[T]):
             return False
         return True
 
+    def head(self) -> Ticket[T] | None:
+        """The job that would run next, left in the queue."""
+        return self._waiting[0] if self._waiting else None
+
     def pop_batch(self, max_batch: int = 1) -> list[Ticket[T]]:
         """The most urgent job, and up to ``max_batch - 1`` more sharing its ``batch_key``
         (most urgent first). A job without a key always runs alone."""

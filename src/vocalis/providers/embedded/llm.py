@@ -49,7 +49,7 @@ from vocalis.providers.toolcall_parsing import (
     parse_tool_calls,
     strip_call_markup,
 )
-from vocalis.providers.workers import SlotGate
+from vocalis.providers.workers import FIRST_WORDS, SlotGate
 
 #: Generation budget while a tool call is being written (the spoken cap does not apply to it).
 TOOL_CALL_MAX_TOKENS = 256
@@ -249,8 +249,14 @@ class QwenLLM:
                 loop.call_soon_threadsafe(self.gate.release)
 
         stream.when_finished(release)
-        async for chunk in stream:
-            yield chunk
+        if priority is not Priority.FIRST_AUDIO:
+            async for chunk in stream:
+                yield chunk
+            return
+        with FIRST_WORDS.awaited() as arrived:  # background work elsewhere holds back meanwhile
+            async for chunk in stream:
+                arrived()
+                yield chunk
 
     def _generate(
         self, request: LLMRequest, *, with_tools: bool, max_tokens: int | None = None

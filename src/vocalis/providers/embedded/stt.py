@@ -20,7 +20,7 @@ import numpy as np
 
 from vocalis.providers.base import INPUT_RATE, Audio, STTOptions, Transcript
 from vocalis.providers.scheduling import Priority
-from vocalis.providers.workers import InferenceWorker
+from vocalis.providers.workers import FIRST_WORDS, InferenceWorker
 
 # faster-whisper imports huggingface_hub; make sure nothing can ever reach the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -95,7 +95,9 @@ class WhisperSTT:
             local_files_only=True,
         )
         self.worker: InferenceWorker[_Decode, Transcript] = InferenceWorker(
-            "stt", lambda jobs: [self._run(*job) for job in jobs]
+            "stt",
+            lambda jobs: [self._run(*job) for job in jobs],
+            hold_background=FIRST_WORDS.__bool__,  # a reply's first words come first
         )
 
     async def transcribe(self, audio: Audio, options: STTOptions, *, final: bool) -> Transcript:

@@ -16,7 +16,7 @@ from piper.config import PiperConfig
 from vocalis.providers.base import Audio, LLMError
 from vocalis.providers.embedded._threads import onnx_session
 from vocalis.providers.scheduling import Priority
-from vocalis.providers.workers import InferenceWorker
+from vocalis.providers.workers import FIRST_WORDS, InferenceWorker
 
 _SYNTHESIS = SynthesisConfig(volume=0.9)  # Piper peak-normalises each sentence; leave headroom
 
@@ -37,7 +37,9 @@ class PiperTTS:
         self._voice = PiperVoice(session=onnx_session(model_path, threads), config=config)
         self.sample_rate: int = config.sample_rate
         self.worker: InferenceWorker[str, list[Audio]] = InferenceWorker(
-            "tts", lambda texts: [self._run(text) for text in texts]
+            "tts",
+            lambda texts: [self._run(text) for text in texts],
+            hold_background=FIRST_WORDS.__bool__,  # a reply's first words come first
         )
         self._asked: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
 
