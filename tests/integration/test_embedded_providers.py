@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -304,9 +305,11 @@ async def test_llm_logs_llamacpps_account_of_each_request(
     )
     with caplog.at_level("DEBUG", logger="vocalis.providers.embedded.llm"):
         await _collect(stack, request)
+        await _collect(stack, request)  # the same prompt again: its prefix is cached now
     accounts = [m for m in (r.getMessage() for r in caplog.records) if "prompt tokens" in m]
-    assert accounts, "no timings from llama.cpp"
-    assert "from cache" in accounts[-1]
+    assert len(accounts) >= 2, "no timings from llama.cpp"
+    cached = re.search(r"\((\d+) from cache\)", accounts[-1])
+    assert cached is not None and int(cached.group(1)) > 0, accounts[-1]
 
 
 async def test_llm_respects_max_tokens(stack: ProviderSet) -> None:

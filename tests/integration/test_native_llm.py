@@ -30,7 +30,6 @@ def test_cpu_features_name_what_the_loaded_build_uses() -> None:
     features = cpu_features().split()
     if "avx2" in cpu_flags():
         assert "AVX2" in features  # both builds use AVX2 on such a CPU
-    assert all(name.startswith(("AVX", "AMX", "FMA", "F16C")) for name in features)
 
 
 def test_the_native_build_is_loaded_where_the_set_up_built_it() -> None:

@@ -83,6 +83,7 @@ class FirstWords:
 FIRST_WORDS = FirstWords()
 #: The longest a background job is held back for replies' first words (then it runs anyway).
 MAX_HOLD_S = 0.6
+_HOLD_POLL_S = 0.02  # how often a held worker looks again (the hold is read, not signalled)
 
 
 def node_lag() -> float:
@@ -225,9 +226,6 @@ class InferenceWorker(Generic[J, R]):
         if self._clock() - head.submitted >= self._max_hold:
             return True
         return not self._hold_background()
-
-
-_HOLD_POLL_S = 0.02  # how often a held worker looks again (the hold is read, not signalled)
 
 
 class SlotGate:

@@ -51,6 +51,8 @@ from vocalis.providers.toolcall_parsing import (
 )
 from vocalis.providers.workers import FIRST_WORDS, SlotGate
 
+log = logging.getLogger(__name__)
+
 #: Generation budget while a tool call is being written (the spoken cap does not apply to it).
 TOOL_CALL_MAX_TOKENS = 256
 
@@ -101,9 +103,6 @@ class _Chunk:
     def __init__(self, text: str = "", native_calls: list[dict[str, Any]] | None = None):
         self.text = text
         self.native_calls = native_calls or []
-
-
-log = logging.getLogger(__name__)
 
 
 def cpu_features() -> str:
@@ -249,11 +248,13 @@ class QwenLLM:
                 loop.call_soon_threadsafe(self.gate.release)
 
         stream.when_finished(release)
-        if priority is not Priority.FIRST_AUDIO:
-            async for chunk in stream:
-                yield chunk
-            return
-        with FIRST_WORDS.awaited() as arrived:  # background work elsewhere holds back meanwhile
+        # a reply's first words: background work on the other models holds back meanwhile
+        waiting = (
+            FIRST_WORDS.awaited()
+            if priority is Priority.FIRST_AUDIO
+            else contextlib.nullcontext(lambda: None)
+        )
+        with waiting as arrived:
             async for chunk in stream:
                 arrived()
                 yield chunk
