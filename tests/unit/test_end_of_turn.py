@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vocalis.session.end_of_turn import (
     Ending,
@@ -71,6 +73,25 @@ def test_her_and_his_end_sentences_as_pronouns() -> None:
 def test_full_stop_text_is_complete_at_low_audio_probability() -> None:
     # The issue: read sentences judged incomplete by the audio model alone.
     assert judge(0.1, "A book could be written about this restaurant.").verdict is Verdict.COMPLETE
+
+
+@given(
+    words=st.lists(
+        st.sampled_from(["book", "a", "table", "for", "two", "in", "so", "it"]), min_size=1
+    ),
+    mark=st.sampled_from([".", "?", "!"]),
+    prob=st.one_of(st.none(), st.floats(0.0, 1.0)),
+    veto=st.floats(0.0, 1.0),
+)
+def test_a_closed_sentence_is_never_judged_incomplete(
+    words: list[str], mark: str, prob: float | None, veto: float
+) -> None:
+    """The turn taker prepares the reply to FINAL text before the turn model answers."""
+    text = " ".join(words) + mark
+    if text_ending(text)[0] is not Ending.FINAL:
+        return
+    verdict = judge(prob, text, policy=Policy(final_veto_prob=veto)).verdict
+    assert verdict is not Verdict.INCOMPLETE
 
 
 def test_audio_that_is_very_sure_makes_a_full_stop_unsure_not_complete() -> None:

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from tests.harness import Harness, silence, tone
-from vocalis.providers.base import LLMEvent, LLMRequest, TextDelta
+from vocalis.providers.base import Audio, LLMEvent, LLMRequest, TextDelta
 from vocalis.providers.fake import build_fake_providers
+from vocalis.providers.fake.speech import FakeTTS
 
 
 class SlowLLM:
@@ -71,4 +73,54 @@ async def test_speech_resuming_drops_the_early_reply() -> None:
     final = t.last("transcript.user")["text"]
     assert t.last("transcript.agent")["text"] == f"Echo {final}."
     assert llm.requests[-1] == final
+    await h.close()
+
+
+class WordByWordLLM:
+    """Writes one word every ``every`` virtual seconds, as a local model streams."""
+
+    def __init__(self, harness_clock: object, every: float) -> None:
+        self.clock = harness_clock
+        self.every = every
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
+        for word in ["One", "two", "three", "four", "five", "six", "seven", "eight", "nine."]:
+            await self.clock.sleep(self.every)  # type: ignore[attr-defined]
+            yield TextDelta(word + " ")
+
+
+class RecordingTTS(FakeTTS):
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def synthesize(self, text: str, voice: str) -> AsyncIterator[Audio]:
+        self.texts.append(text)
+        async for audio in super().synthesize(text, voice):
+            yield audio
+
+
+@pytest.mark.parametrize(
+    ("min_silence", "first_piece"),
+    [
+        # the turn ends while a sixth word would still be coming: cut short, ready sooner
+        (600, "One two three"),
+        # time to spare: the longer, more natural first piece
+        (1500, "One two three four five six"),
+    ],
+)
+async def test_an_early_reply_cuts_its_first_piece_short_when_the_turn_is_about_to_end(
+    min_silence: int, first_piece: str
+) -> None:
+    h = Harness()
+    tts = RecordingTTS()
+    h.manager.providers = replace(
+        build_fake_providers(), llm=WordByWordLLM(h.clock, every=0.05), tts=tts
+    )
+    turn = {"min_silence": min_silence, "max_silence": min_silence + 1000}
+    await h.start({"input": {"turn_detection": turn}})
+    await h.speak(800, then_silence_ms=min_silence + 400)
+    await h.until("reply.done")
+    # at 600: six words were written 0.35 s into the reply, before the commit, but the
+    # turn was due to end within FIRST_PIECE_LEAD_S by then
+    assert tts.texts[0] == first_piece
     await h.close()

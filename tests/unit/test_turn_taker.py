@@ -182,8 +182,10 @@ def _paused(rules: TurnRules = RULES) -> Script:
 
 def test_complete_turn_commits_at_min_silence_with_a_prepared_reply() -> None:
     s = _paused()
-    assert s.final("What time is it?") == []  # the turn model has not answered yet
-    assert s.verdict(0.9) == [Speculate("What time is it?")]
+    # a closed sentence: its reply is prepared before the turn model answers, once
+    # commit expected at min_silence: 600 ms, 224 of them gone
+    assert s.final("What time is it?") == [Speculate("What time is it?", 376)]
+    assert s.verdict(0.9) == []
     s.pause(320)
     assert not s.of(CommitTurn)
     s.pause(96)
@@ -211,10 +213,29 @@ def test_words_that_cannot_end_a_sentence_wait_for_max_silence() -> None:
     assert s.last(CommitTurn).transcript.text == "I would like to"
 
 
+def test_text_left_to_the_audio_is_prepared_only_once_the_turn_model_answers() -> None:
+    s = _paused()
+    assert s.final("Turn it on") == []  # may continue: the audio decides
+    assert s.verdict(0.4) == []  # it did: incomplete, no reply prepared
+    s = _paused()
+    assert s.verdict(0.9) == []
+    assert s.final("What time is it?") == [Speculate("What time is it?", 376)]  # both known
+
+
+def test_speech_after_an_early_reply_drops_it_and_a_new_pause_prepares_again() -> None:
+    s = _paused()
+    s.final("Book a table.")
+    got = s.speak(200)
+    assert DropSpeculation() in got
+    s.pause(224)
+    assert s.final("Book a table for two.") == [Speculate("Book a table for two.", 376)]
+
+
 def test_an_unsure_turn_waits_part_of_the_way_to_max_silence() -> None:
     s = _paused()
     s.final("I need a taxi,")
-    assert s.verdict(0.6) == [Speculate("I need a taxi,")]  # ready in case it is over
+    # ready in case it is over; due at the unsure floor, 1.3 s
+    assert s.verdict(0.6) == [Speculate("I need a taxi,", 1300 - 224)]
     s.pause(1000)  # 1.22 s of silence: past min_silence, before 1.3 s
     assert not s.of(CommitTurn)
     s.pause(128)
@@ -233,7 +254,12 @@ def test_a_digit_string_the_tools_expect_is_waited_for() -> None:
 def test_a_failing_turn_model_leaves_the_decision_to_the_words() -> None:
     s = _paused()
     s.final("That's all.")
-    assert s.verdict(None) == [Speculate("That's all.")]
+    s.verdict(None)
+    s.pause(400)
+    assert s.last(CommitTurn).transcript.text == "That's all."  # complete: min_silence
+    s = _paused()
+    s.final("I need a taxi,")
+    assert s.verdict(None) == [Speculate("I need a taxi,", 1076)]  # unsure
 
 
 def test_server_vad_asks_no_turn_model_and_commits_at_min_silence() -> None:

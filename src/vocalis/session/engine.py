@@ -395,9 +395,9 @@ class Session:
                     self.emit(ev.user_transcript_delta(item_id, text))
                     if getattr(self._llm, "warm", None) is not None:
                         self._warm(self._warmer.offer(text, self.clock.now()))
-            case Speculate(text):
+            case Speculate(text, commit_in_ms):
                 self._warmer.turn_ended()
-                self.replies.speculate(text)
+                self.replies.speculate(text, commit_in_ms / 1000)
             case DropSpeculation():
                 self.replies.drop_speculation()
             case CommitTurn():

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 Trigger = Literal["greeting", "user_speech", "tool_result", "reply_create"]
 MAX_TOOL_RETRIES = 2
 MAX_CALLS_PER_REPLY = 16
+#: A reply prepared during the pause cuts its first piece short (``FIRST_WAITING_WORDS``) from
+#: this long before the turn is due to end: about what synthesising those words takes, so the
+#: piece is ready as the caller starts to wait instead of ~40 ms a word later.
+FIRST_PIECE_LEAD_S = 0.15
 
 
 class Preemption(Enum):
@@ -133,6 +137,7 @@ class Reply:
     error: LLMError | None = None
     finished: bool = False
     gate: asyncio.Event | None = None  # set: the reply may talk to the client (preemptive)
+    commit_due: float | None = None  # monotonic: when a preemptive reply's turn should end
 
     def __post_init__(self) -> None:
         self.output = ReplyOutput(self.clock, self.output_rate, self.chunk_ms, self.lead_ms)
@@ -154,6 +159,15 @@ class Reply:
         """The reply is the answer to a committed turn (not one prepared during the pause
         that may still be dropped): the caller is waiting for it."""
         return self.gate is None or self.gate.is_set()
+
+    def _caller_waiting(self) -> bool:
+        """The caller waits for the first sound, or will by the time a longer first piece
+        could be cut: in ``min_latency`` the turn ends ~0.25 s after its reply is started,
+        too soon for six words and their synthesis (``SentenceSplitter.FIRST_MAX_WORDS``)."""
+        if self.adopted:
+            return True
+        due = self.commit_due
+        return due is not None and self.clock.now() >= due - FIRST_PIECE_LEAD_S
 
     @property
     def started(self) -> bool:
@@ -216,7 +230,7 @@ class Reply:
                     if self.text_only:
                         await self._write(item.text)
                         continue
-                    for sentence in splitter.push(item.text, waiting=self.adopted):
+                    for sentence in splitter.push(item.text, waiting=self._caller_waiting()):
                         await self._speak(sentence)
                 elif isinstance(item, ToolCallRequest):
                     if len(self.calls) >= MAX_CALLS_PER_REPLY:

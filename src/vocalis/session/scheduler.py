@@ -256,11 +256,12 @@ class ReplyScheduler:
             self.interrupt(reply, notify=False)
 
     # ------------------------------------------------------------------ preemptive replies
-    def speculate(self, text: str) -> None:
+    def speculate(self, text: str, commit_in: float) -> None:
         """Start the reply to a turn that looks complete while the silence timer still runs.
 
         It is generated and synthesised behind a gate; the turn's commit opens the gate if the
         final text is the same (:meth:`adopt`), so the reply is ready when the turn ends.
+        ``commit_in``: seconds until the turn is expected to end (see ``Reply.commit_due``).
         """
         self.drop_speculation()
         host = self._host
@@ -269,6 +270,7 @@ class ReplyScheduler:
         plan = ReplyPlan("user_speech", self._clock.now(), user_text=text)
         reply = host.build_reply(plan, tools=self.tools_allowed, pending_user_text=text)
         reply.gate = asyncio.Event()
+        reply.commit_due = self._clock.now() + commit_in
         self._spec = Speculation(text, reply, host.spawn(self._run(reply)))
 
     def adopt(self, text: str, plan: ReplyPlan) -> bool:

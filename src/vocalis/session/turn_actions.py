@@ -79,9 +79,13 @@ class UserPartial:
 
 @dataclass(frozen=True)
 class Speculate:
-    """The turn looks complete: prepare the reply to ``text`` while the silence timer runs."""
+    """The turn looks complete: prepare the reply to ``text`` while the silence timer runs.
+
+    ``commit_in_ms``: the silence still to run before the turn ends, if the judgement it
+    expects holds; the reply cuts its first piece short when the caller is about to wait."""
 
     text: str
+    commit_in_ms: int
 
 
 @dataclass(frozen=True)
