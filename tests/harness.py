@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from vocalis.protocol.client_events import parse_client_message
-from vocalis.providers.base import ProviderSet
+from vocalis.providers.base import Audio, ProviderSet
 from vocalis.providers.fake import build_fake_providers
+from vocalis.providers.fake.speech import FakeTTS
 from vocalis.session.clock import FakeClock
 from vocalis.session.connection import Connection
 from vocalis.session.hooks import Credential, SessionDeps
@@ -45,6 +47,18 @@ class RecordingTransport:
         found = self.of(type_)
         assert found, f"no {type_} in {self.types()}"
         return found[-1]
+
+
+class HeardTTS(FakeTTS):
+    """The fake voice, remembering what it was asked to say."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    async def synthesize(self, text: str, voice: str) -> AsyncIterator[Audio]:
+        self.said.append(text)
+        async for audio in super().synthesize(text, voice):
+            yield audio
 
 
 def tone(ms: int, amplitude: float = 0.3, rate: int = RATE) -> np.ndarray:

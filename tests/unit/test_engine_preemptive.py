@@ -8,10 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.harness import Harness, silence, tone
-from vocalis.providers.base import Audio, LLMEvent, LLMRequest, TextDelta
+from tests.harness import Harness, HeardTTS, silence, tone
+from vocalis.providers.base import LLMEvent, LLMRequest, TextDelta
 from vocalis.providers.fake import build_fake_providers
-from vocalis.providers.fake.speech import FakeTTS
 
 
 class SlowLLM:
@@ -89,16 +88,6 @@ class WordByWordLLM:
             yield TextDelta(word + " ")
 
 
-class RecordingTTS(FakeTTS):
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    async def synthesize(self, text: str, voice: str) -> AsyncIterator[Audio]:
-        self.texts.append(text)
-        async for audio in super().synthesize(text, voice):
-            yield audio
-
-
 @pytest.mark.parametrize(
     ("min_silence", "first_piece"),
     [
@@ -112,7 +101,7 @@ async def test_an_early_reply_cuts_its_first_piece_short_when_the_turn_is_about_
     min_silence: int, first_piece: str
 ) -> None:
     h = Harness()
-    tts = RecordingTTS()
+    tts = HeardTTS()
     h.manager.providers = replace(
         build_fake_providers(), llm=WordByWordLLM(h.clock, every=0.05), tts=tts
     )
@@ -122,5 +111,5 @@ async def test_an_early_reply_cuts_its_first_piece_short_when_the_turn_is_about_
     await h.until("reply.done")
     # at 600: six words were written 0.35 s into the reply, before the commit, but the
     # turn was due to end within FIRST_PIECE_LEAD_S by then
-    assert tts.texts[0] == first_piece
+    assert tts.said[0] == first_piece
     await h.close()

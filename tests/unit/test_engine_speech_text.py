@@ -6,22 +6,9 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from tests.harness import Harness
-from vocalis.providers.base import Audio, TextDelta
+from tests.harness import Harness, HeardTTS
+from vocalis.providers.base import TextDelta
 from vocalis.providers.fake import build_fake_providers
-from vocalis.providers.fake.speech import FakeTTS
-
-
-class HeardTTS(FakeTTS):
-    """The fake voice, remembering what it was asked to say."""
-
-    def __init__(self) -> None:
-        self.said: list[str] = []
-
-    async def synthesize(self, text: str, voice: str) -> AsyncIterator[Audio]:
-        self.said.append(text)
-        async for audio in super().synthesize(text, voice):
-            yield audio
 
 
 class Writes:
