@@ -9,7 +9,7 @@ median of ``--runs`` requests through :class:`~vocalis.providers.embedded.llm.Qw
 
 * **prompt**: a ~300-token prompt evaluated from scratch (a fresh nonce leads it, so no cached
   prefix is reused): the cost of a new conversation or an evicted history;
-* **generation**: 150 tokens of a story;
+* **generation**: 150 tokens of a story (``--generate``);
 * **turn tail**: a cached prompt whose last user words changed (what a reply evaluates after
   a warm-up of the partial transcript, ``session/prompt_warming.py``): the few tokens between
   the final transcript and the first token, where small batches cost more per token.
@@ -91,7 +91,9 @@ async def _request(llm: QwenLLM, capture: _Capture, messages: list[ChatMessage],
     return capture.accounts[-1]
 
 
-async def measure(llm: QwenLLM, capture: _Capture, runs: int) -> dict[str, float]:
+async def measure(
+    llm: QwenLLM, capture: _Capture, runs: int, generate: int = 150
+) -> dict[str, float]:
     prompt_rates, gen_rates, tail_ms, tail_tokens = [], [], [], []
     for _ in range(runs):
         nonce = uuid.uuid4().hex  # nothing of this prompt is in the cache
@@ -99,7 +101,7 @@ async def measure(llm: QwenLLM, capture: _Capture, runs: int) -> dict[str, float
         a = await _request(llm, capture, [system, ChatMessage("user", "Hello?")], 1)
         prompt_rates.append(a.prompt_n / (a.prompt_ms / 1000))
         story = ChatMessage("user", "Tell me a long story about the restaurant's first year.")
-        a = await _request(llm, capture, [system, story], 150)
+        a = await _request(llm, capture, [system, story], generate)
         if a.predicted_n > 1:
             gen_rates.append(a.predicted_n / (a.predicted_ms / 1000))
         # the warm-up of a partial, then the final that adds the last words
@@ -117,11 +119,11 @@ async def measure(llm: QwenLLM, capture: _Capture, runs: int) -> dict[str, float
     }
 
 
-async def _measured(llm: QwenLLM, capture: _Capture, runs: int) -> dict[str, float]:
+async def _measured(llm: QwenLLM, capture: _Capture, runs: int, generate: int) -> dict[str, float]:
     """One event loop for the model's whole life: its slot gate lives on the loop it started."""
     try:
-        await measure(llm, capture, 1)  # the first requests warm llama.cpp's buffers
-        return await measure(llm, capture, runs)
+        await measure(llm, capture, 1, generate)  # the first requests warm llama.cpp's buffers
+        return await measure(llm, capture, runs, generate)
     finally:
         await llm.aclose()
 
@@ -157,12 +159,13 @@ def plot(results: dict[int, dict[str, float]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--generate", type=int, default=150, help="tokens per generation")
     parser.add_argument("--plot", default=str(RESULTS / "llm_build.png"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     capture = _Capture()
     logger = logging.getLogger("vocalis.providers.embedded.llm")
     logger.setLevel(logging.DEBUG)
@@ -176,7 +179,7 @@ def main() -> None:
     results: dict[int, dict[str, float]] = {}
     for threads in (int(t) for t in args.threads.split(",")):
         llm = QwenLLM(assets.llm_model, threads=threads, batch_threads=threads)
-        results[threads] = r = asyncio.run(_measured(llm, capture, args.runs))
+        results[threads] = r = asyncio.run(_measured(llm, capture, args.runs, args.generate))
         print(
             f"{threads} thread(s): prompt {r['prompt_tps']:6.1f} tokens/s   generation "
             f"{r['gen_tps']:5.1f} tokens/s   turn tail {r['tail_tokens']:.0f} tokens in "
@@ -184,6 +187,8 @@ def main() -> None:
         )
     plot(results, Path(args.plot), f"{build[:60]} | {features[:60]}")
     print(f"plot: {args.plot}")
+    logger.removeHandler(capture)
+    return results
 
 
 if __name__ == "__main__":
