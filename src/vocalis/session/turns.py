@@ -289,8 +289,10 @@ class TurnTaker:
             # A closed sentence is COMPLETE, or UNSURE at worst, whatever the turn model says
             # (``judge``): its reply is prepared either way, so it starts now rather than when
             # the model answers, 30-70 ms later on the 2-core target (its request is made
-            # 72 ms after the final's and runs ~60 ms). In min_latency that wait was on the
-            # path to the first audio.
+            # 72 ms after the final's and runs ~60 ms). Alone this moved the first token only
+            # ~10 ms (bench_voice, min_latency): the first piece then waited for its words
+            # until the commit; with the early cut (``Reply._caller_waiting``) first audio
+            # left 594 -> 564 ms after the end of speech.
             turn.speculated = True
             out.append(Speculate(text, self._commit_in(turn, Verdict.COMPLETE)))
         self._decide(turn, wall, out)
