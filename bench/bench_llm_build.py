@@ -56,7 +56,6 @@ class Account:
     """One request as llama.cpp reported it."""
 
     prompt_n: int
-    cache_n: int
     prompt_ms: float
     predicted_n: int
     predicted_ms: float
@@ -71,21 +70,18 @@ class _Capture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("llm request:") and isinstance(record.args, tuple):
-            n, cached, ms, gen_n, gen_ms = (float(str(v)) for v in record.args)
-            self.accounts.append(Account(int(n), int(cached), ms, int(gen_n), gen_ms))
+            n, _cached, ms, gen_n, gen_ms = (float(str(v)) for v in record.args)
+            self.accounts.append(Account(int(n), ms, int(gen_n), gen_ms))
 
 
 async def _request(llm: QwenLLM, capture: _Capture, messages: list[ChatMessage], n: int) -> Account:
-    """One request generating ``n`` tokens. ``prefill`` (one token) and the provider's own
-    generator run each request to llama.cpp's end, where its account comes; ``stream`` stops a
-    reply at its spoken-token cap first."""
+    """One request generating ``n`` tokens, through the provider's own generator: it runs the
+    request to llama.cpp's end, where the account comes (``stream`` stops a reply at its
+    spoken-token cap first, so the spoken cap here is one token more than ``n``)."""
     before = len(capture.accounts)
     request = LLMRequest(tuple(messages), (), max_tokens=n + 1)
-    if n == 1:
-        await llm.prefill(request)
-    else:
-        async for _ in llm._generate(request, with_tools=False, max_tokens=n):
-            pass
+    async for _ in llm._generate(request, with_tools=False, max_tokens=n):
+        pass
     if len(capture.accounts) == before:
         raise RuntimeError("llama.cpp reported no timings for the request")
     return capture.accounts[-1]

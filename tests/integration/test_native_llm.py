@@ -27,9 +27,9 @@ def cpu_flags() -> set[str]:
 
 
 def test_cpu_features_name_what_the_loaded_build_uses() -> None:
-    features = cpu_features().split()
-    if "avx2" in cpu_flags():
-        assert "AVX2" in features  # both builds use AVX2 on such a CPU
+    if "avx2" not in cpu_flags():
+        pytest.skip("no AVX2 on this CPU: nothing either build must show")
+    assert "AVX2" in cpu_features().split()  # both builds use AVX2 on such a CPU
 
 
 def test_the_native_build_is_loaded_where_the_set_up_built_it() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from vocalis.session.end_of_turn import (
@@ -88,8 +88,7 @@ def test_a_closed_sentence_is_never_judged_incomplete(
 ) -> None:
     """The turn taker prepares the reply to FINAL text before the turn model answers."""
     text = " ".join(words) + mark
-    if text_ending(text)[0] is not Ending.FINAL:
-        return
+    assume(text_ending(text)[0] is Ending.FINAL)
     verdict = judge(prob, text, policy=Policy(final_veto_prob=veto)).verdict
     assert verdict is not Verdict.INCOMPLETE
 

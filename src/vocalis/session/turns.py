@@ -288,11 +288,11 @@ class TurnTaker:
         ):
             # A closed sentence is COMPLETE, or UNSURE at worst, whatever the turn model says
             # (``judge``): its reply is prepared either way, so it starts now rather than when
-            # the model answers, 30-70 ms later on the 2-core target (its request is made
-            # 72 ms after the final's and runs ~60 ms). Alone this moved the first token only
-            # ~10 ms (bench_voice, min_latency): the first piece then waited for its words
-            # until the commit; with the early cut (``Reply._caller_waiting``) first audio
-            # left 594 -> 564 ms after the end of speech.
+            # the model answers (its request is made 72 ms after the final's; a one-off trace
+            # on the 2-core target had it answer 30-70 ms after the final). Alone this moved
+            # the first token only ~10 ms (bench_voice, min_latency): the first piece then
+            # waited for its words until the commit; with the early cut
+            # (``Reply._caller_waiting``) first audio left 594 -> 564 ms after the end of speech.
             turn.speculated = True
             out.append(Speculate(text, self._commit_in(turn, Verdict.COMPLETE)))
         self._decide(turn, wall, out)
@@ -334,11 +334,15 @@ class TurnTaker:
             turn.speculated = True
             out.append(Speculate(text, self._commit_in(turn, verdict)))
 
+    def _due_ms(self, verdict: Verdict) -> int:
+        """The silence after which a turn judged ``verdict`` is committed."""
+        rules = self.rules
+        lo, hi = rules.min_silence_ms, rules.max_silence_ms
+        return min(hi, deadline_ms(verdict, lo, hi, rules.policy))
+
     def _commit_in(self, turn: _Turn, verdict: Verdict) -> int:
         """Silence still to run before a turn judged ``verdict`` ends."""
-        rules = self.rules
-        due = deadline_ms(verdict, rules.min_silence_ms, rules.max_silence_ms, rules.policy)
-        return max(0, due - turn.silence_ms)
+        return max(0, self._due_ms(verdict) - turn.silence_ms)
 
     def candidate_heard(
         self, candidate: int, text: str, at: int, wall: float, floor: Floor
@@ -411,10 +415,9 @@ class TurnTaker:
         its transcript is there."""
         if turn.result is None:
             return
-        lo, hi = self.rules.min_silence_ms, self.rules.max_silence_ms
-        due = hi
+        due = self.rules.max_silence_ms
         if turn.judgement is not None:
-            due = min(hi, deadline_ms(turn.judgement.verdict, lo, hi, self.rules.policy))
+            due = self._due_ms(turn.judgement.verdict)
         if turn.silence_ms < due:
             return
         self._turn = None
