@@ -376,7 +376,8 @@ async def soak(
     sampler.cancel()
     await asyncio.sleep(2.0)  # let the server finish ending the sessions
     warm = [s for s in samples if s[0] >= 0.2 * minutes * 60] or samples
-    rss_warm, rss_end = warm[0][1], samples[-1][1]
+    single_warm, single_end = warm[0][1], samples[-1][1]
+    rss_warm, rss_end = window_median(samples, 0.2, 0.3), window_median(samples, 0.9, 1.01)
     return {
         "sessions": n,
         "minutes": minutes,
@@ -384,6 +385,9 @@ async def soak(
         "rss_warm_mb": rss_warm,
         "rss_end_mb": rss_end,
         "rss_growth_percent": 100 * (rss_end - rss_warm) / rss_warm,
+        "rss_single_warm_mb": single_warm,
+        "rss_single_end_mb": single_end,
+        "rss_single_growth_percent": 100 * (single_end - single_warm) / single_warm,
         "rss_second_half_percent": second_half_growth(samples),
         "threads_start": threads_start,
         "threads_end": samples[-1][2],
@@ -393,19 +397,28 @@ async def soak(
     }
 
 
+def window_median(samples: list[tuple[float, float, int]], start: float, stop: float) -> float:
+    """Median RSS of the samples taken between ``start`` and ``stop`` (fractions of the run).
+
+    Growth is read between such windows (a minute of a 10-minute soak: 12 samples), not between
+    two single samples: RSS swings by 40-100 MB from one 5-second sample to the next with what
+    the sessions are doing at that second (the 11:34 UTC soak of 2026-12-02 alternated between
+    ~1760 and ~1850 MB for its last 6 minutes), so two single samples measured which phase of
+    the swing each one caught: +5.6 % where the windows say +2.4 % on the same samples."""
+    end = samples[-1][0]
+    inside = [s[1] for s in samples if start * end <= s[0] < stop * end]
+    return statistics.median(inside) if inside else samples[-1][1]
+
+
 def second_half_growth(samples: list[tuple[float, float, int]]) -> float:
     """RSS growth (%) over the run's second half: the median of the samples in its last tenth
-    against those between 50 and 60 % of it. Two single samples (the figure above) move by
-    ±40 MB with what the sessions are doing at that second, and caches that fill for minutes
-    (llama.cpp's prompt cache) still count in the first half: a leak keeps climbing here."""
+    against those between 50 and 60 % of it (see :func:`window_median`). Caches that fill for
+    minutes (llama.cpp's prompt cache) still count in the first half: a leak keeps climbing
+    here."""
     if len(samples) < 10:
         return 0.0
-    end = samples[-1][0]
-    mid = [s[1] for s in samples if 0.5 * end <= s[0] < 0.6 * end]
-    last = [s[1] for s in samples if s[0] >= 0.9 * end]
-    if not mid or not last:
-        return 0.0
-    return 100 * (statistics.median(last) - statistics.median(mid)) / statistics.median(mid)
+    mid, last = window_median(samples, 0.5, 0.6), window_median(samples, 0.9, 1.01)
+    return 100 * (last - mid) / mid
 
 
 def plot_soak(d: dict[str, Any], folder: Path) -> None:
@@ -417,6 +430,10 @@ def plot_soak(d: dict[str, Any], folder: Path) -> None:
     t = [s[0] / 60 for s in d["samples"]]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(t, [s[1] for s in d["samples"]], "-", label="RSS MB")
+    end = t[-1]
+    for start, stop, level in ((0.2, 0.3, d["rss_warm_mb"]), (0.9, 1.0, d["rss_end_mb"])):
+        ax.axvspan(start * end, stop * end, color="0.9")  # the windows growth is read between
+        ax.hlines(level, start * end, stop * end, colors="k")
     ax.set_xlabel("minutes")
     ax.set_ylabel("server RSS (MB)")
     ax2 = ax.twinx()
@@ -468,7 +485,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             d = asyncio.run(soak(server, clips, args.soak_sessions, args.soak_minutes))
             print(
                 f"soak: RSS {d['rss_warm_mb']:.0f} → {d['rss_end_mb']:.0f} MB "
-                f"({d['rss_growth_percent']:+.1f} %; second half "
+                f"({d['rss_growth_percent']:+.1f} %; medians of a tenth of the run each; single "
+                f"samples {d['rss_single_warm_mb']:.0f} → {d['rss_single_end_mb']:.0f} MB, "
+                f"{d['rss_single_growth_percent']:+.1f} %; second half "
                 f"{d['rss_second_half_percent']:+.1f} %), threads {d['threads_start']} → "
                 f"{d['threads_end']} → {d['threads_after']} after, tasks after "
                 f"{d['tasks_after']:.0f}, turns answered {d['turns']}"

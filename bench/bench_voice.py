@@ -69,9 +69,9 @@ async def one_clip(url: str, state: Any, path: Path, session: dict[str, Any]) ->
             break
     if "first_audio" in result:
         result["v2v"] = result["first_audio"] - speech_end_wall
-    session = state.manager.get(session_id)
-    if session is not None:
-        turns = [t for t in session.timeline()["turns"] if t.get("timings")]
+    live = state.manager.get(session_id)  # the server's session (``session``: its config)
+    if live is not None:
+        turns = [t for t in live.timeline()["turns"] if t.get("timings")]
         if turns:
             result["timings"] = turns[0]["timings"]
     await ws.send(json.dumps({"type": "session.end"}))

@@ -118,12 +118,23 @@ def _second_half(d: dict[str, Any]) -> str:
     return "" if growth is None else f"; over the run's second half {growth:+.1f} %"
 
 
+def _single_samples(d: dict[str, Any]) -> str:
+    growth = d.get("rss_single_growth_percent")  # absent from soaks recorded before it existed
+    if growth is None:
+        return "; single samples"
+    return (
+        f"; medians of 20-30 % and of the last tenth of the run; single samples "
+        f"{d['rss_single_warm_mb']:.0f} → {d['rss_single_end_mb']:.0f} MB, {growth:+.1f} %"
+    )
+
+
 def _soak(d: dict[str, Any], command: str, title: str = "Soak") -> list[str]:
     lines = [f"## {title}", "", f"`{command}` — {d['when']}; {d['machine']}.", ""]
     lines += [
         f"{d['sessions']} sessions for {d['minutes']:.1f} min ({d['turns']} turns answered). "
         f"RSS after warm-up {d['rss_warm_mb']:.0f} MB → end {d['rss_end_mb']:.0f} MB "
-        f"(**{d['rss_growth_percent']:+.1f} %**{_second_half(d)}); threads {d['threads_start']} → "
+        f"(**{d['rss_growth_percent']:+.1f} %**{_single_samples(d)}{_second_half(d)}); "
+        f"threads {d['threads_start']} → "
         f"{d['threads_end']} (after the sessions closed: {d['threads_after']}); "
         f"asyncio tasks after the sessions closed: {d['tasks_after']}.",
         "",

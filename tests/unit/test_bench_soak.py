@@ -1,8 +1,8 @@
-"""The soak's leak indicator (bench_load.second_half_growth) reads a climb, not a plateau."""
+"""The soak's growth figures (bench_load) read a climb, not a plateau or a swing."""
 
 from __future__ import annotations
 
-from bench.bench_load import second_half_growth
+from bench.bench_load import second_half_growth, window_median
 
 
 def samples(rss: list[float]) -> list[tuple[float, float, int]]:
@@ -22,3 +22,16 @@ def test_a_steady_climb_shows() -> None:
 
 def test_too_few_samples_say_nothing() -> None:
     assert second_half_growth(samples([1000, 2000, 3000])) == 0.0
+
+
+def test_a_window_reads_the_level_of_a_swing_not_the_phase_one_sample_caught() -> None:
+    # a plateau swinging between 1760 and 1850 MB from one sample to the next
+    rss = [1760.0 if i % 2 else 1850.0 for i in range(120)]
+    warm, end = window_median(samples(rss), 0.2, 0.3), window_median(samples(rss), 0.9, 1.01)
+    assert warm == end == 1805.0  # single samples would read anything from -5 % to +5 %
+
+
+def test_windows_still_see_a_climb() -> None:
+    rss = [1000 + 2 * i for i in range(120)]  # +2 MB every 5 s
+    warm, end = window_median(samples(rss), 0.2, 0.3), window_median(samples(rss), 0.9, 1.01)
+    assert 100 * (end - warm) / warm > 10.0
