@@ -377,7 +377,7 @@ async def soak(
     await asyncio.sleep(2.0)  # let the server finish ending the sessions
     warm = [s for s in samples if s[0] >= 0.2 * minutes * 60] or samples
     single_warm, single_end = warm[0][1], samples[-1][1]
-    rss_warm, rss_end = window_median(samples, 0.2, 0.3), window_median(samples, 0.9, 1.01)
+    rss_warm, rss_end = window_median(samples, *WARM_WINDOW), window_median(samples, *END_WINDOW)
     return {
         "sessions": n,
         "minutes": minutes,
@@ -397,16 +397,24 @@ async def soak(
     }
 
 
+#: Fractions of the soak between which RSS growth is read (see :func:`window_median`): after
+#: warm-up, the run's middle (for the second half), and its last tenth, the last sample included.
+WARM_WINDOW = (0.2, 0.3)
+MID_WINDOW = (0.5, 0.6)
+END_WINDOW = (0.9, 1.0)
+
+
 def window_median(samples: list[tuple[float, float, int]], start: float, stop: float) -> float:
-    """Median RSS of the samples taken between ``start`` and ``stop`` (fractions of the run).
+    """Median RSS of the samples taken from ``start`` up to ``stop`` (fractions of the run; a
+    ``stop`` of 1 takes the last sample too).
 
     Growth is read between such windows (a minute of a 10-minute soak: 12 samples), not between
     two single samples: RSS swings by 40-100 MB from one 5-second sample to the next with what
     the sessions are doing at that second (the 11:34 UTC soak of 2026-12-02 alternated between
     ~1760 and ~1850 MB for its last 6 minutes), so two single samples measured which phase of
-    the swing each one caught: +5.6 % where the windows say +2.4 % on the same samples."""
+    the swing each one caught: +5.6 % where the windows say +3.4 % on the same samples."""
     end = samples[-1][0]
-    inside = [s[1] for s in samples if start * end <= s[0] < stop * end]
+    inside = [rss for t, rss, _ in samples if start * end <= t and (t < stop * end or stop >= 1.0)]
     return statistics.median(inside) if inside else samples[-1][1]
 
 
@@ -417,7 +425,7 @@ def second_half_growth(samples: list[tuple[float, float, int]]) -> float:
     here."""
     if len(samples) < 10:
         return 0.0
-    mid, last = window_median(samples, 0.5, 0.6), window_median(samples, 0.9, 1.01)
+    mid, last = window_median(samples, *MID_WINDOW), window_median(samples, *END_WINDOW)
     return 100 * (last - mid) / mid
 
 
@@ -431,7 +439,7 @@ def plot_soak(d: dict[str, Any], folder: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(t, [s[1] for s in d["samples"]], "-", label="RSS MB")
     end = t[-1]
-    for start, stop, level in ((0.2, 0.3, d["rss_warm_mb"]), (0.9, 1.0, d["rss_end_mb"])):
+    for (start, stop), level in ((WARM_WINDOW, d["rss_warm_mb"]), (END_WINDOW, d["rss_end_mb"])):
         ax.axvspan(start * end, stop * end, color="0.9")  # the windows growth is read between
         ax.hlines(level, start * end, stop * end, colors="k")
     ax.set_xlabel("minutes")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.bench_load import second_half_growth, window_median
+from bench.bench_load import END_WINDOW, WARM_WINDOW, second_half_growth, window_median
 
 
 def samples(rss: list[float]) -> list[tuple[float, float, int]]:
@@ -27,11 +27,11 @@ def test_too_few_samples_say_nothing() -> None:
 def test_a_window_reads_the_level_of_a_swing_not_the_phase_one_sample_caught() -> None:
     # a plateau swinging between 1760 and 1850 MB from one sample to the next
     rss = [1760.0 if i % 2 else 1850.0 for i in range(120)]
-    warm, end = window_median(samples(rss), 0.2, 0.3), window_median(samples(rss), 0.9, 1.01)
+    warm, end = window_median(samples(rss), *WARM_WINDOW), window_median(samples(rss), *END_WINDOW)
     assert warm == end == 1805.0  # single samples would read anything from -5 % to +5 %
 
 
 def test_windows_still_see_a_climb() -> None:
     rss = [1000 + 2 * i for i in range(120)]  # +2 MB every 5 s
-    warm, end = window_median(samples(rss), 0.2, 0.3), window_median(samples(rss), 0.9, 1.01)
+    warm, end = window_median(samples(rss), *WARM_WINDOW), window_median(samples(rss), *END_WINDOW)
     assert 100 * (end - warm) / warm > 10.0

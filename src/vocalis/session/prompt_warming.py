@@ -14,10 +14,12 @@ prompts), at most one every :data:`WARM_EVERY_S`, always the latest text.
 
 Measured and not done (bench_voice ``min_latency``, alternated runs, 2026-12-02): waiving the
 spacing once the speech pauses, so the latest partial is warmed before the final transcript,
-left 18 of 19 replies with nothing to evaluate but made the final 35-40 ms later (the warm-up
-runs beside Whisper's final decode), and a reply whose final arrives while a warm-up runs waits
-for that warm-up's batch; v2v P50 0.755 / 0.771 s against 0.760 / 0.768 s without. Warming
-every 0.45 s slowed the final the same way (median 168 against 116-123 ms from its request).
+made the final 35-40 ms later (its printed median 294 / 287 against 251 / 258 ms: the warm-up
+runs beside Whisper's final decode) for no gain, v2v P50 0.755 / 0.771 s against 0.760 / 0.768 s
+without. In a traced run (the provider's DEBUG log, not a benchmark's figure) 18 of 19 replies
+then had nothing left to evaluate, but a reply whose final arrived while a warm-up ran waited
+for that warm-up's batch. Warming every 0.45 s slowed the final the same way (traced: median
+168 against 116-123 ms from its request; v2v P50 0.760 s).
 """
 
 from __future__ import annotations
