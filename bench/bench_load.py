@@ -41,6 +41,11 @@ from bench.server_proc import ServerProcess, server_process
 
 CHUNK_MS = 20
 REPLY_TIMEOUT = 25.0
+#: A turn whose decision came this soon after the end of speech was committed at
+#: ``min_silence`` (800 ms in the default ``balanced`` mode, plus the VAD's ~0.12 s lag); one
+#: the turn rule held as unsure waits at least 1.3 s (``Policy.unsure_floor_ms``). Each row also
+#: gives its P95 over these turns alone: what the load costs, apart from what the rule waits.
+PROMPT_DECISION_S = 1.2
 
 
 @dataclass
@@ -179,6 +184,18 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
     return result
 
 
+def promptly_decided(callers: list[Caller]) -> list[float]:
+    """Voice-to-voice of the answered turns decided within :data:`PROMPT_DECISION_S`."""
+    return [
+        t.first_audio - t.speech_end
+        for c in callers
+        for t in c.turns
+        if t.first_audio is not None
+        and t.stopped is not None
+        and t.stopped - t.speech_end < PROMPT_DECISION_S
+    ]
+
+
 def _offsets(callers: list[Caller], attr: str) -> list[float]:
     out = []
     for c in callers:
@@ -222,6 +239,7 @@ async def run_n(
     admitted = [c for c in results if c.admitted]
     timings, slowest = await asyncio.to_thread(turn_timings, server, admitted)
     v2v = _offsets(admitted, "first_audio")
+    prompt = promptly_decided(admitted)
     refusals = [c.refusal_seconds for c in results if c.refusal_seconds is not None]
     return {
         "callers": n,
@@ -232,6 +250,8 @@ async def run_n(
         "answered": len(v2v),
         "v2v_p50": percentile(v2v, 50),
         "v2v_p95": percentile(v2v, 95),
+        "prompt_turns": len(prompt),
+        "v2v_p95_prompt": percentile(prompt, 95),
         "decision_p50": percentile(_offsets(admitted, "stopped"), 50),
         "first_audio_p50": percentile(v2v, 50),
         "refusal_max": max(refusals, default=0.0),
@@ -519,7 +539,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"refused {row['refused']} (max {row['refusal_max']:.2f} s); dropped "
                 f"{row['dropped']}; answered "
                 f"{row['answered']}/{row['turns']}; v2v P50 {row['v2v_p50']:.2f} P95 "
-                f"{row['v2v_p95']:.2f} s; decision P50 {row['decision_p50']:.2f} s; CPU "
+                f"{row['v2v_p95']:.2f} s (P95 {row['v2v_p95_prompt']:.2f} s over the "
+                f"{row['prompt_turns']} decided within {PROMPT_DECISION_S} s); decision P50 "
+                f"{row['decision_p50']:.2f} s; CPU "
                 f"{row['cpu_percent']:.0f} %; RSS {row['rss_mb']:.0f} MB "
                 f"(+{row['mb_per_session']:.1f} MB/session); worst worker lag "
                 f"{row['max_lag']:.1f} s; mean stage s "

@@ -320,6 +320,8 @@ def pct(values: list[bool]) -> str:
 
 Key = tuple[str, str]  # (strategy, mode)
 SWEEP = (
+    Policy(final_veto_prob=0.0),
+    Policy(final_veto_prob=0.01),
     Policy(final_veto_prob=0.02),
     Policy(final_veto_prob=0.05),
     Policy(final_veto_prob=0.1),

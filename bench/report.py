@@ -68,22 +68,32 @@ def _idle(title: str, d: dict[str, Any], command: str) -> list[str]:
     return [*lines, ""]
 
 
+def prompt_p95_cell(row: dict[str, Any]) -> str:
+    """The row's P95 over turns committed at min_silence (``bench_load.PROMPT_DECISION_S``),
+    with how many there were; rows stored before it was measured have none."""
+    if "v2v_p95_prompt" not in row:
+        return "–"
+    return f"{row['v2v_p95_prompt']:.2f} ({row['prompt_turns']} turns)"
+
+
 def _load_table(d: dict[str, Any], command: str, title: str) -> list[str]:
     lines = [f"## {title}", ""]
     lines += [f"`{command}` — {d['when']}; {d['machine']}.", ""]
     lines += [d.get("note", ""), ""]
     lines += [
         "| callers | admitted | refused | dropped | turns answered / spoken "
-        "| voice-to-voice (first audio) P50 / P95 s | turn decision P50 s "
+        "| voice-to-voice (first audio) P50 / P95 s | P95 s of turns decided promptly "
+        "| turn decision P50 s "
         "| worst worker lag s | refusal time max s | server CPU % | RSS MB | MB per session |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in d["rows"]:
         lines.append(
             f"| {r['callers']}{' at once' if r.get('burst') else ''} | {r['admitted']} | "
             f"{r['refused']} | {r.get('dropped', 0)} | "
             f"{r['answered']} / {r['turns']} | {r['v2v_p50']:.2f} / {r['v2v_p95']:.2f} | "
-            f"{r['decision_p50']:.2f} | {r.get('max_lag', float('nan')):.1f} | "
+            f"{prompt_p95_cell(r)} | {r['decision_p50']:.2f} | "
+            f"{r.get('max_lag', float('nan')):.1f} | "
             f"{r['refusal_max']:.2f} | "
             f"{r['cpu_percent']:.0f} | {r['rss_mb']:.0f} | {r['mb_per_session']:.1f} |"
         )

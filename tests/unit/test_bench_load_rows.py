@@ -1,0 +1,40 @@
+"""The load suite's split of a row's turns: those committed at min_silence, apart from those the
+turn rule held (an unsure turn waits at least 1.3 s), so a row shows what the load costs."""
+
+from __future__ import annotations
+
+import pytest
+from bench.bench_load import PROMPT_DECISION_S, Caller, Turn, promptly_decided
+from bench.report import prompt_p95_cell
+
+from vocalis.session.end_of_turn import DEFAULT_POLICY
+
+
+def _turn(decided: float | None, answered: float | None) -> Turn:
+    end = 100.0
+    return Turn(
+        speech_end=end,
+        stopped=None if decided is None else end + decided,
+        first_audio=None if answered is None else end + answered,
+    )
+
+
+def test_turns_the_rule_held_are_left_out_of_the_prompt_figure() -> None:
+    caller = Caller(
+        admitted=True,
+        turns=[
+            _turn(0.95, 1.10),  # committed at min_silence
+            _turn(1.66, 1.70),  # held as unsure: waited by rule, not by load
+            _turn(1.05, 1.60),  # committed on time, answered late: the load's doing
+            _turn(0.90, None),  # never answered: no figure
+            _turn(None, 2.0),  # no decision seen
+        ],
+    )
+    assert promptly_decided([caller]) == pytest.approx([1.10, 1.60])
+    # the cut lies below the shortest wait of a turn the rule held
+    assert DEFAULT_POLICY.unsure_floor_ms > PROMPT_DECISION_S * 1000
+
+
+def test_rows_stored_before_the_split_show_no_figure() -> None:
+    assert prompt_p95_cell({"v2v_p95": 1.9}) == "–"
+    assert prompt_p95_cell({"v2v_p95_prompt": 1.456, "prompt_turns": 15}) == "1.46 (15 turns)"
