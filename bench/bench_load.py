@@ -40,7 +40,14 @@ from bench.report import RESULTS, save_section
 from bench.server_proc import ServerProcess, server_process
 
 CHUNK_MS = 20
+#: A turn with no reply audio this long after its speech ended counts as unanswered.
 REPLY_TIMEOUT = 25.0
+#: Once the reply is heard, the caller listens to its end, however long (the model's spoken
+#: cap is 160 tokens, ~40 s of speech). A single 25 s limit for the whole reply made a caller
+#: speak over a long reply, and that reply's end was then taken for the next turn's answer:
+#: the next turn went on at once and the last one ended the session unanswered (3 of ~20
+#: rows of 4 callers at once; the event trails printed below showed it).
+LONGEST_REPLY_S = 120.0
 #: A turn whose decision came this soon after the end of speech was committed at
 #: ``min_silence`` (800 ms in the default ``balanced`` mode, plus the VAD's ~0.12 s lag); one
 #: the turn rule held as unsure waits at least 1.3 s (``Policy.unsure_floor_ms``). Each row also
@@ -54,6 +61,12 @@ class Turn:
     stopped: float | None = None
     first_audio: float | None = None
     done: float | None = None
+    heard: asyncio.Event = field(default_factory=asyncio.Event)  # first reply audio came
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # that reply is done
+    #: Server events seen during the turn (type, seconds after the end of speech; audio
+    #: and transcript deltas left out), printed for a turn never answered or answered by
+    #: more than one reply, so the row says what happened.
+    events: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -130,7 +143,6 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
             return result
     mic = Mic(ws)
     current: list[Turn] = []
-    replies_done = asyncio.Queue[None]()
 
     async def listen() -> None:
         try:
@@ -145,13 +157,16 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
             turn = current[-1] if current else None
             if turn is None:
                 continue
+            if kind not in ("reply.audio", "transcript.agent.delta", "transcript.user.delta"):
+                turn.events.append((kind, round(now - turn.speech_end, 2)))
             if kind == "input.speech.stopped" and turn.stopped is None:
                 turn.stopped = now
             elif kind == "reply.audio" and turn.first_audio is None and now > turn.speech_end:
                 turn.first_audio = now
+                turn.heard.set()
             elif kind == "reply.done" and turn.first_audio is not None:
                 turn.done = now
-                replies_done.put_nowait(None)
+                turn.finished.set()
             elif kind == "session.ended":
                 return
 
@@ -170,7 +185,8 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
                 current.pop()  # the microphone stopped: the socket is gone
                 break
             with contextlib.suppress(TimeoutError):  # unanswered: counted as such
-                await asyncio.wait_for(replies_done.get(), REPLY_TIMEOUT)
+                await asyncio.wait_for(current[-1].heard.wait(), REPLY_TIMEOUT)
+                await asyncio.wait_for(current[-1].finished.wait(), LONGEST_REPLY_S)
             await asyncio.sleep(0.5)  # the caller thinks before speaking again
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.send(json.dumps({"type": "session.end"}))
@@ -180,6 +196,12 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
             listener.cancel()
         mic_task.cancel()
     result.turns = current
+    for n, turn in enumerate(current):
+        replies = sum(kind == "reply.done" for kind, _ in turn.events)
+        if turn.first_audio is None or replies != 1:
+            trail = ", ".join(f"{kind} {at:+.2f}" for kind, at in turn.events)
+            what = "never answered" if turn.first_audio is None else f"{replies} replies"
+            print(f"caller {index} turn {n}: {what}; events: {trail}", flush=True)
     await ws.close()
     return result
 
