@@ -36,7 +36,7 @@ import numpy as np
 import websockets
 
 from bench.common import RATE, b64, connect, load_24k, percentile, speech_bounds, speech_dir
-from bench.report import RESULTS, save_section
+from bench.report import RESULTS, save_section, soak_growth_detail
 from bench.server_proc import ServerProcess, server_process
 
 CHUNK_MS = 20
@@ -63,7 +63,7 @@ class Turn:
     done: float | None = None
     heard: asyncio.Event = field(default_factory=asyncio.Event)  # first reply audio came
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # that reply is done
-    #: Server events seen during the turn (type, seconds after the end of speech; audio
+    #: Server events seen during the turn (type, when: ``perf_counter``; audio
     #: and transcript deltas left out), printed for a turn never answered or answered by
     #: more than one reply, so the row says what happened.
     events: list[tuple[str, float]] = field(default_factory=list)
@@ -158,7 +158,7 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
             if turn is None:
                 continue
             if kind not in ("reply.audio", "transcript.agent.delta", "transcript.user.delta"):
-                turn.events.append((kind, round(now - turn.speech_end, 2)))
+                turn.events.append((kind, now))  # the speech may not have ended yet
             if kind == "input.speech.stopped" and turn.stopped is None:
                 turn.stopped = now
             elif kind == "reply.audio" and turn.first_audio is None and now > turn.speech_end:
@@ -199,7 +199,7 @@ async def caller(url: str, clips: list[np.ndarray], index: int, turns: int, dela
     for n, turn in enumerate(current):
         replies = sum(kind == "reply.done" for kind, _ in turn.events)
         if turn.first_audio is None or replies != 1:
-            trail = ", ".join(f"{kind} {at:+.2f}" for kind, at in turn.events)
+            trail = ", ".join(f"{kind} {at - turn.speech_end:+.2f}" for kind, at in turn.events)
             what = "never answered" if turn.first_audio is None else f"{replies} replies"
             print(f"caller {index} turn {n}: {what}; events: {trail}", flush=True)
     await ws.close()
@@ -535,10 +535,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             d = asyncio.run(soak(server, clips, args.soak_sessions, args.soak_minutes))
             print(
                 f"soak: RSS {d['rss_warm_mb']:.0f} → {d['rss_end_mb']:.0f} MB "
-                f"({d['rss_growth_percent']:+.1f} %; medians of a tenth of the run each; single "
-                f"samples {d['rss_single_warm_mb']:.0f} → {d['rss_single_end_mb']:.0f} MB, "
-                f"{d['rss_single_growth_percent']:+.1f} %; second half "
-                f"{d['rss_second_half_percent']:+.1f} %), threads {d['threads_start']} → "
+                f"({d['rss_growth_percent']:+.1f} %{soak_growth_detail(d)}), threads "
+                f"{d['threads_start']} → "
                 f"{d['threads_end']} → {d['threads_after']} after, tasks after "
                 f"{d['tasks_after']:.0f}, turns answered {d['turns']}"
             )

@@ -123,6 +123,12 @@ def _load_table(d: dict[str, Any], command: str, title: str) -> list[str]:
     return [*lines, ""]
 
 
+def soak_growth_detail(d: dict[str, Any]) -> str:
+    """How a soak's growth figure was read (windows, single samples, second half): the same
+    words on the console and in RESULTS.md."""
+    return _single_samples(d) + _second_half(d)
+
+
 def _second_half(d: dict[str, Any]) -> str:
     growth = d.get("rss_second_half_percent")  # absent from soaks recorded before it existed
     return "" if growth is None else f"; over the run's second half {growth:+.1f} %"
@@ -143,7 +149,7 @@ def _soak(d: dict[str, Any], command: str, title: str = "Soak") -> list[str]:
     lines += [
         f"{d['sessions']} sessions for {d['minutes']:.1f} min ({d['turns']} turns answered). "
         f"RSS after warm-up {d['rss_warm_mb']:.0f} MB → end {d['rss_end_mb']:.0f} MB "
-        f"(**{d['rss_growth_percent']:+.1f} %**{_single_samples(d)}{_second_half(d)}); "
+        f"(**{d['rss_growth_percent']:+.1f} %**{soak_growth_detail(d)}); "
         f"threads {d['threads_start']} → "
         f"{d['threads_end']} (after the sessions closed: {d['threads_after']}); "
         f"asyncio tasks after the sessions closed: {d['tasks_after']}.",
