@@ -590,6 +590,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     if not args.results:
         save_section(args.label, summary)
+    else:  # an A/B run keeps its rows (every turn's voice-to-voice) beside its plots
+        (folder / f"{args.label}.json").write_text(json.dumps(summary, indent=1))
     before = RESULTS / "load_before.json"
     plot_load(
         rows if args.label == "load" else [],

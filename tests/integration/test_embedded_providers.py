@@ -273,6 +273,60 @@ async def test_llm_stops_while_the_reply_is_busy_and_continues_its_text(
     assert len(text.split()) <= 60  # the budget spans the continuations
 
 
+async def test_llm_speaking_reply_steps_aside_while_another_waits_for_its_first_piece(
+    stack: ProviderSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply whose first piece is out stops its generation while another reply waits for
+    its first piece, and continues the same text only once that piece came."""
+    from vocalis.providers.embedded import llm as llm_module
+    from vocalis.providers.workers import FIRST_WORDS
+
+    llm: Any = stack.llm
+    monkeypatch.setattr(llm, "_pause_after", 0)  # no stops for a busy reply: only this one
+    monkeypatch.setattr(llm_module, "MAX_HOLD_S", 60.0)  # the hold ends when the piece came
+    counting = _CountingServer(llm._server)
+    monkeypatch.setattr(llm, "_server", counting)
+    other_waiting = False
+    began_while_waiting: list[bool] = []
+    returned = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    real_handle = counting.handle_chat_completions
+
+    def handle(body: dict[str, Any], callback: Any) -> Any:
+        began_while_waiting.append(other_waiting)
+        try:
+            return real_handle(body, callback)
+        finally:
+            loop.call_soon_threadsafe(returned.set)
+
+    monkeypatch.setattr(counting, "handle_chat_completions", handle)
+    request = LLMRequest(
+        messages=(SYSTEM, ChatMessage("user", "Tell me a long story about a dragon.")),
+        max_tokens=80,
+    )
+    chunks = aiter(llm.stream(request))
+    pieces = [(await anext(chunks)).text]
+    await asyncio.sleep(0.5)  # the reply synthesises its first piece: it reads nothing
+
+    async def read_on() -> None:
+        pieces.extend([event.text async for event in chunks])
+
+    with FIRST_WORDS.awaited() as arrived:
+        other_waiting = True
+        reader = asyncio.create_task(read_on())  # takes every chunk as it comes
+        await asyncio.wait_for(returned.wait(), 60)  # the request stopped (or ran out)
+        await asyncio.sleep(0)
+        other_waiting = False
+        arrived()
+    await asyncio.wait_for(reader, 60)
+    text = "".join(pieces)
+    assert len(began_while_waiting) >= 2, f"the reply never stepped aside: {text!r}"
+    assert not any(began_while_waiting), "continued while the other reply still waited"
+    continued = counting.requests[1]["messages"][-1]
+    assert continued["role"] == "assistant" and text.startswith(continued["content"])
+    assert text.count(" ".join(text.split()[:4])) == 1, text  # continued, not started again
+
+
 async def test_llm_warms_a_prompt_only_while_nothing_else_runs(stack: ProviderSet) -> None:
     """A turn's words are evaluated ahead only on an idle model: beside a reply they would
     share its decoding batches and make its first words late."""

@@ -194,6 +194,45 @@ async def test_a_held_job_runs_after_the_longest_hold_whatever_else_waits() -> N
         worker.close()
 
 
+def test_a_thread_held_for_first_words_goes_on_once_they_came() -> None:
+    """An LLM request stepping aside blocks its thread while a reply waits, and no longer."""
+    words = FirstWords()
+    released = threading.Event()
+    held: list[float] = []
+    with words.awaited() as arrived:
+        worker = threading.Thread(target=lambda: (held.append(words.hold(30.0)), released.set()))
+        worker.start()
+        assert not released.wait(0.1)  # still held: the reply has not had its first piece
+        arrived()
+        assert released.wait(10.0)
+    worker.join()
+    assert held[0] < 30.0
+
+
+def test_a_hold_is_bounded_and_stops_when_told() -> None:
+    words = FirstWords()
+    stop = threading.Event()
+    with words.awaited():
+        assert words.hold(0.05) >= 0.05  # ran out: the reply still waits
+        stop.set()
+        assert words.hold(30.0, stop) < 30.0
+    assert words.hold(30.0) == pytest.approx(0.0, abs=0.05)  # nobody waits: no hold at all
+
+
+def test_a_spell_of_waiting_replies_lasts_until_none_waits() -> None:
+    """Overlapping waits are one spell (a request steps aside once in it); the next wait after
+    a quiet moment is a new one."""
+    words = FirstWords()
+    with words.awaited():
+        first = words.spell
+        with words.awaited():
+            assert words.spell == first and words.pending == 2
+        assert words.spell == first
+    assert not words
+    with words.awaited():
+        assert words.spell == first + 1
+
+
 async def test_slot_gate_gives_a_freed_slot_to_the_most_urgent_waiter() -> None:
     gate = SlotGate("test-llm", slots=2)
     order: list[str] = []

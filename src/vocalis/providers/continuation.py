@@ -16,3 +16,18 @@ def may_continue(written: str, *, holding: bool, calls: bool) -> bool:
     the chat template may trim from the prefix (the continuation would then lose a space or a
     line break)."""
     return bool(written) and not holding and not calls and not written[-1].isspace()
+
+
+def steps_aside(
+    *,
+    continuable: bool,
+    first_piece_out: bool,
+    replies_waiting: bool,
+    stepped_aside_this_spell: bool,
+) -> bool:
+    """Whether a generation stops now to let other replies have the model for their first
+    piece. Only a reply whose own first piece is out (its caller is already hearing it) gives
+    way, only where it can be continued, and once per spell of waiting replies: when the hold
+    runs out it carries on even if replies still wait, so a steady stream of new turns cannot
+    starve it."""
+    return continuable and first_piece_out and replies_waiting and not stepped_aside_this_spell

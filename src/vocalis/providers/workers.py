@@ -44,40 +44,73 @@ _LIVE: weakref.WeakSet[_Lagging] = weakref.WeakSet()
 
 
 class FirstWords:
-    """How many replies are waiting for their first words from the LLM, node-wide.
+    """How many replies are waiting for their first spoken piece from the LLM, node-wide.
 
-    While one is, background work on the other models (partial transcripts, later sentences
-    of replies already speaking) holds back for a moment: on 2 cores a Whisper partial or a
-    Piper sentence running beside the LLM's prompt evaluation makes that reply's first words
-    late (traced with 4 callers: a reply's first chunk 0.29 s median but up to 2.2 s after its
-    slot, with partial decodes running throughout), while the held work has slack (a partial
-    is replaced by the next one; a later sentence has the playing audio ahead of it).
-    Counted on the event loop, read from the worker threads (an int read is atomic).
+    A reply counts from the moment its request is inside a slot until the reply takes its
+    first piece away to be spoken (it stops reading the model to synthesise) or the request
+    ends. While one waits, the other work on the cores holds back for a moment:
+
+    * background jobs of the other models (partial transcripts, later sentences of replies
+      already speaking): on 2 cores a Whisper partial or a Piper sentence running beside the
+      LLM's prompt evaluation made that reply's first words late (traced with 4 callers: a
+      reply's first chunk 0.29 s median but up to 2.2 s after its slot, with partial decodes
+      running throughout);
+    * the other LLM requests whose replies are already speaking (:meth:`hold`): llama.cpp
+      advances every active sequence in each decode step, on one thread ~35 ms a step alone
+      but ~90-130 ms with three (traced with 4 callers), so a first piece of six tokens
+      written beside two speaking replies took ~0.4 s longer. 4 callers at once
+      (``bench_load --callers 4 --burst 4 --turns 4``), 8 rows each way, alternating, on an
+      AVX2-only host (LLM alone 50 ms a token on one thread): voice-to-voice over the 128 turns
+      P50 2.06 / P90 3.00 / P95 3.26 s with it, 2.18 / 3.37 / 3.55 s without.
+
+    The held work has slack: a partial is replaced by the next one; a later sentence has the
+    playing audio ahead of it. Counted and read from any thread (a lock guards the count).
     """
 
     def __init__(self) -> None:
+        self._changed = threading.Condition()
         self.pending = 0
+        #: Bumped each time the count leaves zero: one busy spell of waiting replies, so a
+        #: request that held back once does not hold back again in the same spell.
+        self.spell = 0
 
     def __bool__(self) -> bool:
         return self.pending > 0
 
     @contextlib.contextmanager
     def awaited(self) -> Iterator[Callable[[], None]]:
-        """Count one reply as waiting; call the yielded function when its first words came
+        """Count one reply as waiting; call the yielded function when its first piece came
         (or leave the block: whichever is first)."""
         done = False
 
         def arrived() -> None:
             nonlocal done
-            if not done:
-                done = True
-                self.pending -= 1
+            with self._changed:
+                if not done:
+                    done = True
+                    self.pending -= 1
+                    self._changed.notify_all()
 
-        self.pending += 1
+        with self._changed:
+            if not self.pending:
+                self.spell += 1
+            self.pending += 1
         try:
             yield arrived
         finally:
             arrived()
+
+    def hold(self, longest: float, stop: threading.Event | None = None) -> float:
+        """Block the calling thread while replies wait (at most ``longest`` seconds, or until
+        ``stop`` is set); returns how long it held."""
+        start = time.monotonic()
+        with self._changed:
+            while self.pending and not (stop is not None and stop.is_set()):
+                left = longest - (time.monotonic() - start)
+                if left <= 0:
+                    break
+                self._changed.wait(timeout=min(left, _HOLD_POLL_S))  # polls ``stop``
+        return time.monotonic() - start
 
 
 FIRST_WORDS = FirstWords()

@@ -41,7 +41,7 @@ from vocalis.providers.base import (
     ToolCallRequest,
 )
 from vocalis.providers.chat_format import message_dict, tool_dicts
-from vocalis.providers.continuation import may_continue
+from vocalis.providers.continuation import may_continue, steps_aside
 from vocalis.providers.embedded._threads import Cancelled, ThreadStream
 from vocalis.providers.scheduling import Priority
 from vocalis.providers.toolcall_parsing import (
@@ -49,12 +49,15 @@ from vocalis.providers.toolcall_parsing import (
     parse_tool_calls,
     strip_call_markup,
 )
-from vocalis.providers.workers import FIRST_WORDS, SlotGate
+from vocalis.providers.workers import FIRST_WORDS, MAX_HOLD_S, SlotGate
 
 log = logging.getLogger(__name__)
 
 #: Generation budget while a tool call is being written (the spoken cap does not apply to it).
 TOOL_CALL_MAX_TOKENS = 256
+#: Chunks a reply leaves untaken when it has stopped reading to synthesise: its first piece is
+#: then out of the model (the reply reads every chunk as it comes while it gathers a piece).
+FIRST_PIECE_BACKLOG = 2
 
 _SAMPLING: dict[str, Any] = {
     "temperature": 0.2,
@@ -179,7 +182,7 @@ class QwenLLM:
         holdback = ToolCallHoldback()
         native: dict[int, dict[str, str]] = {}
         spoke = False
-        first = self._generate(request, with_tools=bool(request.tools))
+        first = self._generate(request, with_tools=bool(request.tools), reply=True)
         async for chunk in self._gated(first, Priority.FIRST_AUDIO):
             for native_call in chunk.native_calls:
                 slot = native.setdefault(
@@ -223,7 +226,7 @@ class QwenLLM:
         )
         holdback = ToolCallHoldback()
         async for chunk in self._gated(
-            self._generate(retry, with_tools=False), Priority.FIRST_AUDIO
+            self._generate(retry, with_tools=False, reply=True), Priority.FIRST_AUDIO
         ):
             speak = holdback.feed(chunk.text)
             if speak:
@@ -248,19 +251,16 @@ class QwenLLM:
                 loop.call_soon_threadsafe(self.gate.release)
 
         stream.when_finished(release)
-        # a reply's first words: background work on the other models holds back meanwhile
-        waiting = (
-            FIRST_WORDS.awaited()
-            if priority is Priority.FIRST_AUDIO
-            else contextlib.nullcontext(lambda: None)
-        )
-        with waiting as arrived:
-            async for chunk in stream:
-                arrived()
-                yield chunk
+        async for chunk in stream:
+            yield chunk
 
     def _generate(
-        self, request: LLMRequest, *, with_tools: bool, max_tokens: int | None = None
+        self,
+        request: LLMRequest,
+        *,
+        with_tools: bool,
+        max_tokens: int | None = None,
+        reply: bool = False,
     ) -> ThreadStream[_Chunk]:
         """The model's output for ``request``, generated only while the reply takes it.
 
@@ -273,6 +273,11 @@ class QwenLLM:
         prefill) from its cached prefix (~30-60 ms). The cores meanwhile go to speech
         synthesis and to other sessions' transcripts (Piper's first piece: 80 ms alone, 200-225
         ms while the model decodes).
+
+        A ``reply`` request also counts in :data:`FIRST_WORDS` until its reply takes the first
+        piece away to be spoken (it leaves :data:`FIRST_PIECE_BACKLOG` chunks untaken), and
+        once past that it steps aside while other replies wait for theirs: it stops, holds
+        for up to :data:`MAX_HOLD_S` (once per spell of waiting replies), and continues.
         """
         budget = max_tokens
         if budget is None:
@@ -303,10 +308,14 @@ class QwenLLM:
             written = ""  # all text so far: the prefix a continuation starts from
             calls_seen = False
             paused = False  # the latest request was stopped to be continued
+            aside = False  # ... because other replies wait for their first piece
+            piece_out = not reply  # the reply took its first piece (or this is no reply)
+            held_spell = -1  # the FIRST_WORDS spell this request last stepped aside in
             errors: list[str] = []
 
             def on_chunk(data: Any) -> bool:
-                nonlocal spoken_tokens, generated, written, calls_seen, paused
+                nonlocal spoken_tokens, generated, written, calls_seen, paused, aside, piece_out
+                nonlocal held_spell
                 if cancelled.is_set():
                     return True
                 if not isinstance(data, dict) or "choices" not in data:
@@ -342,25 +351,40 @@ class QwenLLM:
                         spoken_tokens += 1
                         if spoken_tokens >= spoken_cap:
                             return True  # the spoken reply reached request.max_tokens
-                paused = (
-                    pause_after > 0
-                    and stream.backlog >= pause_after
-                    and may_continue(written, holding=holdback.holding, calls=calls_seen)
+                backlog = stream.backlog
+                if not piece_out and backlog >= FIRST_PIECE_BACKLOG:
+                    piece_out = True
+                    first_piece_taken()
+                continuable = may_continue(written, holding=holdback.holding, calls=calls_seen)
+                paused = pause_after > 0 and backlog >= pause_after and continuable
+                aside = not paused and steps_aside(
+                    continuable=continuable,
+                    first_piece_out=piece_out,
+                    replies_waiting=bool(FIRST_WORDS),
+                    stepped_aside_this_spell=held_spell == FIRST_WORDS.spell,
                 )
-                return paused
+                if aside:
+                    held_spell = FIRST_WORDS.spell
+                return paused or aside
 
-            while generated < budget:
-                paused = False
-                try:
-                    self._server.handle_chat_completions(
-                        body(written, budget - generated), on_chunk
-                    )
-                except Exception as exc:
-                    raise LLMError(f"local model failed: {exc}", retryable=True) from exc
-                if errors:
-                    raise LLMError(f"local model failed: {errors[0]}", retryable=True)
-                if not paused or spoken_tokens >= spoken_cap or not stream.wait_taken():
-                    return
+            waiting = FIRST_WORDS.awaited() if reply else contextlib.nullcontext(lambda: None)
+            with waiting as first_piece_taken:
+                while generated < budget:
+                    paused = aside = False
+                    try:
+                        self._server.handle_chat_completions(
+                            body(written, budget - generated), on_chunk
+                        )
+                    except Exception as exc:
+                        raise LLMError(f"local model failed: {exc}", retryable=True) from exc
+                    if errors:
+                        raise LLMError(f"local model failed: {errors[0]}", retryable=True)
+                    if spoken_tokens >= spoken_cap or cancelled.is_set():
+                        return
+                    if aside:
+                        FIRST_WORDS.hold(MAX_HOLD_S, cancelled)
+                    elif not paused or not stream.wait_taken():
+                        return
 
         stream: ThreadStream[_Chunk] = ThreadStream(produce, name="qwen-llm")
         return stream
