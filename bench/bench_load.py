@@ -495,6 +495,19 @@ def plot_soak(d: dict[str, Any], folder: Path) -> None:
     plt.close(fig)
 
 
+def pooled(folder: Path) -> dict[str, list[float]]:
+    """Every answered turn's voice-to-voice of the runs saved in ``folder`` (``--results``),
+    by variant: a label's part before its last ``_`` (``new_1``, ``new_2`` → ``new``). One
+    row has 16 turns, too few for a P95 that tells two variants apart; alternated runs pooled
+    do."""
+    turns: dict[str, list[float]] = {}
+    for path in sorted(folder.glob("*.json")):
+        variant = path.stem.rsplit("_", 1)[0]
+        for row in json.loads(path.read_text()).get("rows", []):
+            turns.setdefault(variant, []).extend(row.get("v2v_all", []))
+    return turns
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--providers", default="embedded", choices=["embedded", "fake"])
@@ -511,7 +524,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--results", default=None, help="folder for figures (default bench/)")
     parser.add_argument("--pythonpath", default=None, help="src/ of another checkout to measure")
     parser.add_argument("--label", default="load", help="name of the saved section")
+    parser.add_argument("--pool", default=None, help="print pooled figures of --results runs")
     args = parser.parse_args(argv)
+    if args.pool:
+        variants = pooled(Path(args.pool))
+        for variant, v2v in variants.items():
+            print(
+                f"{variant}: {len(v2v)} turns; v2v P50 {percentile(v2v, 50):.2f} "
+                f"P90 {percentile(v2v, 90):.2f} P95 {percentile(v2v, 95):.2f} s"
+            )
+        return {"pooled": variants}
     if args.quick:
         args.providers, args.callers, args.burst = "fake", "1,2", 4
         args.turns, args.stagger, args.clips = 2, 0.2, 3

@@ -3,8 +3,11 @@ turn rule held (an unsure turn waits at least 1.3 s), so a row shows what the lo
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
-from bench.bench_load import PROMPT_DECISION_S, Caller, Turn, promptly_decided
+from bench.bench_load import PROMPT_DECISION_S, Caller, Turn, pooled, promptly_decided
 from bench.report import prompt_p95_cell
 
 from vocalis.session.end_of_turn import DEFAULT_POLICY
@@ -38,3 +41,17 @@ def test_turns_the_rule_held_are_left_out_of_the_prompt_figure() -> None:
 def test_rows_stored_before_the_split_show_no_figure() -> None:
     assert prompt_p95_cell({"v2v_p95": 1.9}) == "–"
     assert prompt_p95_cell({"v2v_p95_prompt": 1.456, "prompt_turns": 15}) == "1.46 (15 turns)"
+
+
+def test_alternated_runs_pool_by_variant(tmp_path: Path) -> None:
+    """A/B runs saved with ``--results`` pool every turn of a variant's rows, whatever run."""
+    for label, rows in [
+        ("new_1", [[1.0, 2.0], [3.0]]),
+        ("new_2", [[4.0]]),
+        ("base_1", [[5.0, 6.0]]),
+    ]:
+        summary = {"rows": [{"v2v_all": turns} for turns in rows]}
+        (tmp_path / f"{label}.json").write_text(json.dumps(summary))
+    pools = pooled(tmp_path)
+    assert sorted(pools["new"]) == [1.0, 2.0, 3.0, 4.0]
+    assert pools["base"] == [5.0, 6.0]

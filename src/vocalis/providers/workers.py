@@ -114,9 +114,10 @@ class FirstWords:
 
 
 FIRST_WORDS = FirstWords()
-#: The longest a background job is held back for replies' first words (then it runs anyway).
+#: The longest a background job, or a speaking reply's LLM request, is held back for other
+#: replies' first pieces (then it runs anyway).
 MAX_HOLD_S = 0.6
-_HOLD_POLL_S = 0.02  # how often a held worker looks again (the hold is read, not signalled)
+_HOLD_POLL_S = 0.02  # how often a held worker, or a held request's ``stop``, is looked at again
 
 
 def node_lag() -> float:
