@@ -44,3 +44,8 @@ def test_a_zero_inside_the_audio_does_not_end_it() -> None:
 
 def test_no_content_keeps_only_the_tail() -> None:
     assert encoder_frames(np.zeros((80, WINDOW), np.float32)) == ENCODER_TAIL_FRAMES
+
+
+def test_a_batch_of_turns_is_cut_after_its_longest() -> None:
+    batch = np.stack([_features(300), _features(900), _features(40)])
+    assert encoder_frames(batch) == encoder_frames(_features(900))

@@ -14,7 +14,11 @@ while Piper synthesises. Probes of one model looping beside another agree: Piper
 135 ms. Prompt evaluation is where two threads pay when nothing else runs (bench_models: cold
 420-token prompt 3.1 s with 2, 5.0 s with 1), and under load it stalls the same way, so it gets
 one too; turns mostly evaluate few tokens (see session/prompt_warming.py), and a session's
-system prompt is evaluated in the background when it starts.
+system prompt is evaluated in the background when it starts. Rechecked under load on an
+AVX2-only host (``bench_load --callers 4 --burst 4 --turns 4``, 4 rows each way alternating,
+pooled by ``--pool``): ``embedded_llm_batch_threads`` 2, which also decodes several callers'
+tokens in one batch on two threads, gave v2v P50 2.34 s, P95 3.84 s over 64 turns, against
+2.13 / 3.26 s with 1.
 """
 
 from __future__ import annotations

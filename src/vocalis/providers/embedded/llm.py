@@ -405,6 +405,13 @@ class QwenLLM:
         batches as the other slots' tokens (~12 ms a token on one thread), so a warm-up beside
         another session's reply makes that reply's first words late (measured with 4 callers:
         first token 0.2 s sooner, first audio 0.2-0.6 s later).
+
+        Measured and not done (4 callers at once, ``bench_load --callers 4 --burst 4``, one
+        run each way, 2 rows each, AVX2-only host): warming whenever no reply waited for its
+        first piece and a slot was free made turns wait far longer, v2v P50 2.78 / 2.69 s and
+        P95 5.98 / 7.32 s against 2.48 / 1.90 and 3.90 / 2.82 s; the slowest turns' first
+        token came 4.4-5.1 s after the end of speech (1.4-1.5 s without). A warm-up cannot be
+        stopped once a reply starts waiting, and it competes for slots and cached prefixes.
         """
         if self.gate.busy:
             return False
