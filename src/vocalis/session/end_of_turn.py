@@ -32,10 +32,11 @@ Everything here is pure and synchronous: strings and numbers in, a value out.
 
 Measured and not done: the embedded LLM as a third judge, reading P(``<|im_end|>``) after the
 user's words in its chat template (what LiveKit's turn detector does with a fine-tuned Qwen;
-one extra token on a prefix the reply shares). On the 232 distinct final transcripts of
-``bench_turns``' variants, Qwen2.5-Coder-0.5B-Instruct as shipped gave finished sentences
-0.03-0.46 and mid-sentence pauses 0.00-0.83 (0.00 for almost all without punctuation): no
-threshold separates them, so without fine-tuning it adds nothing to the rules below.
+one extra token on a prefix the reply shares). On the final transcripts of ``bench_turns``'
+variants (232 distinct texts; ranges read from ``balanced``), Qwen2.5-Coder-0.5B-Instruct as
+shipped gave finished sentences 0.00-0.46 and mid-sentence pauses 0.00-0.83 (0.00 for almost
+all without punctuation): no threshold separates them, so without fine-tuning it adds nothing
+to the rules below.
 """
 
 from __future__ import annotations

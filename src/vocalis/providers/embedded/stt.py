@@ -86,13 +86,14 @@ class WhisperSTT:
 
     Measured and not done: finals queued together (several callers ending their turns at once)
     decoded as one batch through the CTranslate2 model (same features, prompt and suppressed
-    tokens as ``transcribe``; the encoder sees the longest turn's length). Alone on one thread
-    four finals of 6-10 s took 0.80-0.89 s batched against 1.24-1.36 s one after another, WER
-    on the 20 clips 4.0 % batched by fours against 3.7 %. Under load it did not pay: 4 callers
-    at once (``bench_load --callers 4 --burst 4 --turns 4``), 3 runs each way alternating on an
-    AVX2-only host, the final came later (P50 0.69-0.79 s after the end of speech against
-    0.57-0.65 s: a batch ends when its longest member does) and v2v over 96 turns read P50 2.35
-    / P95 4.05 s against 2.10 / 3.65 s without.
+    tokens as ``transcribe``; the encoder sees the longest turn's length). In a probe, alone on
+    one thread, four finals of 6-10 s took 0.80-0.89 s batched against 1.24-1.36 s one after
+    another, WER on the 20 clips 4.0 % batched by fours against 3.7 %. Under load it did not
+    pay: 4 callers at once (``bench_load --callers 4 --burst 4 --turns 4``), 3 runs each way
+    alternating on an AVX2-only host, the final came later (rows' P50 0.60-0.79 s after the end
+    of speech, median row 0.70, against 0.56-0.70 s, median 0.64: a batch ends when its
+    longest member does) and v2v over 96 turns read P50 2.35 / P95 4.05 s against 2.10 / 3.65
+    s without.
     """
 
     def __init__(self, model_dir: Path, *, threads: int = 2) -> None:
