@@ -293,7 +293,13 @@ async def run_n(
 STAGES = ("stt", "stt_partial", "turn", "llm_first_token", "tts_first_audio")
 
 
-TIMINGS = ("stt_final_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_sent_ms")
+TIMINGS = (
+    "stt_final_ms",
+    "llm_first_token_ms",
+    "first_piece_ms",
+    "tts_first_audio_ms",
+    "first_audio_sent_ms",
+)
 
 
 def turn_timings(

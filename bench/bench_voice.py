@@ -123,6 +123,7 @@ STAGES = [
     "stt_final_ms",
     "turn_decision_ms",
     "llm_first_token_ms",
+    "first_piece_ms",
     "tts_first_audio_ms",
     "first_audio_sent_ms",
 ]

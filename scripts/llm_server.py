@@ -17,7 +17,19 @@ from pathlib import Path
 
 import xllamacpp
 
-DEFAULT_MODEL = Path.home() / ".local/share/vocalis/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+MODELS = Path.home() / ".local/share/vocalis/models"
+# the file the embedded stack serves (re-encoded by the set-up), else the one shipped
+DEFAULT_MODEL = next(
+    (
+        MODELS / name
+        for name in (
+            "qwen2.5-coder-0.5b-instruct-ffn-q4_0.gguf",
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        )
+        if (MODELS / name).is_file()
+    ),
+    MODELS / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+)
 
 
 def main() -> None:

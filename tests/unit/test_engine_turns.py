@@ -103,6 +103,8 @@ async def test_timeline_records_turns_with_stage_timings(harness: Harness) -> No
     assert 700 <= timings["turn_decision_ms"] <= 1000
     assert timings["stt_final_ms"] <= timings["turn_decision_ms"]
     assert timings["turn_decision_ms"] <= timings["first_audio_sent_ms"]
+    stages = ("llm_first_token_ms", "first_piece_ms", "tts_first_audio_ms", "first_audio_sent_ms")
+    assert [timings[s] for s in stages] == sorted(timings[s] for s in stages)
     assert "tool_calls" not in turn
 
 

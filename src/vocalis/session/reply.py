@@ -109,6 +109,7 @@ class ReplyHost(Protocol):
 @dataclass
 class ReplyTimings:
     first_llm_token: float | None = None  # monotonic
+    first_piece: float | None = None  # the first text handed to the voice
     first_tts_audio: float | None = None
     first_audio_sent: float | None = None
 
@@ -280,6 +281,8 @@ class Reply:
         if not sentence.strip():
             return
         spoken = speech_text(sentence)
+        if self.timings.first_piece is None:
+            self.timings.first_piece = self.clock.now()
         resampler = StreamResampler(self.tts.sample_rate, self.output_rate)
         parts: list[np.ndarray] = []
         if spoken:  # nothing to say (only emoji or markup): the words go out without audio

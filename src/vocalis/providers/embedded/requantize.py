@@ -1,0 +1,96 @@
+"""The shipped Qwen GGUF re-encoded for llama.cpp's fastest CPU kernels (a set-up step).
+
+The "Q4_K_M" file on PyPI is mostly ``Q5_0`` for this model (its 896-wide rows do not fit the
+256-value K-quant blocks), and ``Q5_0`` has no repacked kernel in llama.cpp's CPU backend:
+every token unpacks the fifth bit. ``Q4_0`` is repacked at load time into interleaved
+blocks (``REPACK = 1`` in the build's system info) that AVX2 and AVX-512 multiply several rows
+at a time. So the set-up writes a second file once, next to the assembled one:
+
+* the feed-forward ``ffn_gate`` and ``ffn_up`` matrices (58 % of the transformer's matrix
+  weights, 42 % of what a token multiplies with the output projection) in ``Q4_0``;
+* every other matrix in ``Q8_0`` (the output projection already is), which keeps all the
+  detail of ``Q5_0``/``Q6_K``;
+* the token embedding (one row read per token, never multiplied) and the norms as shipped.
+
+Measured here (``python -m bench.bench_llm_build --threads 1 --runs 3``, 2-core AVX2 host,
+native build, one thread): shipped file prompt 56.4 tokens/s, generation 17.4 tokens/s, a
+turn's 8-token tail 283 ms; this recipe 78.7, 21.2 and 169 ms. Everything in ``Q4_0`` but the
+output (llama.cpp's own ``Q4_0`` recipe) generated 23.8 tokens/s but read text worse; all of it
+in ``Q8_0``, 17.0 tokens/s (the speed is the kernels', not the file size's). Quality, teacher-
+forced next-token log-likelihood over the speech set's reference transcripts and a short
+restaurant dialogue in the chat template (positions whose true token is in every file's top
+100; mean negative log-likelihood, nats): shipped 3.512 / 2.732, this recipe 3.561 / 2.738,
+``Q4_0`` recipe 3.550 / 2.789, all ``Q8_0`` 3.514 / 2.734. The weights are dequantized from
+the shipped file, not from the original 16-bit ones, so ``Q4_0`` here rounds twice; ``Q8_0``
+of ``Q5_0`` values is near-exact.
+
+``VOCALIS_EMBEDDED_LLM_REQUANTIZE=0`` serves the shipped file instead.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, Keys, quants
+
+#: Bump when the recipe changes: the derived file's stamp records it, so an old file is rebuilt.
+RECIPE = "ffn-gate-up-q4_0+rest-q8_0/1"
+#: Matrices written as Q4_0 (name fragments); other matrices become Q8_0.
+Q4_0_TENSORS = ("ffn_gate", "ffn_up")
+#: Left as shipped: read one row at a time (embedding), or not a matrix.
+KEPT_TENSORS = ("token_embd",)
+
+
+def target_type(name: str, shipped: GGMLQuantizationType, dims: int) -> GGMLQuantizationType:
+    """The encoding a tensor gets in the derived file."""
+    if dims < 2 or shipped in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+        return shipped
+    if any(part in name for part in KEPT_TENSORS):
+        return shipped
+    if any(part in name for part in Q4_0_TENSORS):
+        return GGMLQuantizationType.Q4_0
+    return GGMLQuantizationType.Q8_0
+
+
+def requantize(source: Path, target: Path, progress: Callable[[str], None] = print) -> None:
+    """Write ``target`` from ``source`` with the recipe above (atomically: temp file, rename)."""
+    reader = GGUFReader(source)
+    arch = reader.fields[Keys.General.ARCHITECTURE].contents()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".llm-q-", delete=False) as out:
+        tmp = Path(out.name)
+    try:
+        writer = GGUFWriter(tmp, arch=str(arch))
+        for field in reader.fields.values():
+            # the writer writes the header fields itself; file_type would name the old mix
+            if field.name.startswith("GGUF.") or field.name in (
+                Keys.General.ARCHITECTURE,
+                Keys.General.FILE_TYPE,
+            ):
+                continue
+            kind = field.types[0]
+            sub = field.types[-1] if kind == GGUFValueType.ARRAY else None
+            writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
+        total = len(reader.tensors)
+        for done, tensor in enumerate(reader.tensors, start=1):
+            shipped = GGMLQuantizationType(tensor.tensor_type)
+            want = target_type(tensor.name, shipped, len(tensor.shape))
+            data = tensor.data
+            if want != shipped:
+                values = quants.dequantize(data, shipped).astype(np.float32)
+                data = quants.quantize(values, want)
+            writer.add_tensor(tensor.name, data, raw_shape=data.shape, raw_dtype=want)
+            if done % 50 == 0 or done == total:
+                progress(f"re-encoding the LLM for this CPU's kernels: {done * 100 // total}%")
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        tmp.chmod(0o644)
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
