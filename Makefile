@@ -53,6 +53,7 @@ test: setup lint typecheck
 # Figures of the embedded stack on this machine (minutes; prints, asserts nothing).
 bench: setup
 	$(BIN)/python -m bench.bench_models
+	$(BIN)/python -m bench.bench_llm_quant
 	$(BIN)/python -m bench.bench_voice --mode both
 	bash -o pipefail -c '$(BIN)/python -m bench.bench_turns | tee bench/results/turns.txt'
 	$(BIN)/python -m bench.bench_bargein

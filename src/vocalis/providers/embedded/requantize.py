@@ -12,17 +12,31 @@ at a time. So the set-up writes a second file once, next to the assembled one:
   detail of ``Q5_0``/``Q6_K``;
 * the token embedding (one row read per token, never multiplied) and the norms as shipped.
 
-Measured here (``python -m bench.bench_llm_build --threads 1 --runs 3``, 2-core AVX2 host,
-native build, one thread): shipped file prompt 56.4 tokens/s, generation 17.4 tokens/s, a
-turn's 8-token tail 283 ms; this recipe 78.7, 21.2 and 169 ms. Everything in ``Q4_0`` but the
-output (llama.cpp's own ``Q4_0`` recipe) generated 23.8 tokens/s but read text worse; all of it
-in ``Q8_0``, 17.0 tokens/s (the speed is the kernels', not the file size's). Quality, teacher-
-forced next-token log-likelihood over the speech set's reference transcripts and a short
-restaurant dialogue in the chat template (positions whose true token is in every file's top
-100; mean negative log-likelihood, nats): shipped 3.512 / 2.732, this recipe 3.561 / 2.738,
-``Q4_0`` recipe 3.550 / 2.789, all ``Q8_0`` 3.514 / 2.734. The weights are dequantized from
-the shipped file, not from the original 16-bit ones, so ``Q4_0`` here rounds twice; ``Q8_0``
-of ``Q5_0`` values is near-exact.
+Measured here (2-core AVX2 host, native build, one thread), ``python -m bench.bench_llm_quant
+--extra Q4_0.gguf Q8_0.gguf`` (speed as ``bench_llm_build`` measures it; reading quality as the
+teacher-forced negative log-likelihood of the true next token, nats, over the speech set's
+reference transcripts / a restaurant dialogue in the chat template, and how often the top token
+is the shipped file's):
+
+============================  ========  ==========  =========  =============  ===========
+file                          prompt/s  generate/s  turn tail  NLL prose      NLL dialogue
+============================  ========  ==========  =========  =============  ===========
+shipped (Q5_0 mostly)         54.6      18.4        263 ms     3.483          2.732
+this recipe                   74.3      22.6        139 ms     3.527 (85 %)   2.738 (87 %)
+llama.cpp's Q4_0, Q8_0 output 80.4      26.3        156 ms     3.514 (79 %)   2.789 (81 %)
+all Q8_0                      68.5      19.0        179 ms     3.485 (96 %)   2.734 (98 %)
+============================  ========  ==========  =========  =============  ===========
+
+All in ``Q8_0`` generates barely faster than shipped, from a file a quarter larger:
+the gain is the kernels', not the file size's.
+llama.cpp's own ``Q4_0`` is faster still but reads the dialogue, which is what the model does
+here, clearly worse; this recipe costs 0.2 % there (1.3 % on the prose). The weights are
+dequantized from the shipped file, not from the original 16-bit ones, so ``Q4_0`` here rounds
+twice; ``Q8_0`` of ``Q5_0`` values is near-exact. Served to callers (2026-12-03, against the
+shipped file, alternating): 4 at once (``bench_load --callers 4 --burst 4 --turns 4``, 64
+turns each) voice-to-voice P50 1.85 vs 2.35 s, P95 2.82 vs 3.14 s; one caller
+(``bench_voice --mode both``) ``balanced`` P50 1.06 vs 1.24 s, commit to first audio 106 vs
+316 ms, ``min_latency`` P50 1.06 vs 1.13 s, 374 vs 479 ms.
 
 ``VOCALIS_EMBEDDED_LLM_REQUANTIZE=0`` serves the shipped file instead.
 """
