@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import save_figure
 from vocalis.providers.base import ChatMessage, LLMRequest
 from vocalis.providers.embedded import ensure_assets
 from vocalis.providers.embedded.llm import QwenLLM, cpu_features
@@ -149,10 +150,7 @@ def plot(results: dict[int, dict[str, float]], path: Path, title: str) -> None:
         ax.set_xlabel("threads")
         ax.set_title(label, fontsize=9)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:

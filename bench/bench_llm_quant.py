@@ -39,7 +39,7 @@ import xllamacpp
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from bench.bench_llm_build import RESULTS, _Capture, _measured
-from bench.common import speech_dir
+from bench.common import save_figure, speech_dir
 from vocalis.providers.embedded import assets as model_assets
 from vocalis.providers.embedded.llm import QwenLLM
 from vocalis.settings import Settings
@@ -161,10 +161,7 @@ def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
         ax.set_title(label, fontsize=9)
         if key.startswith("nll"):
             ax.set_ylim(min(values) * 0.97, max(values) * 1.01)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
