@@ -17,18 +17,14 @@ from pathlib import Path
 
 import xllamacpp
 
-MODELS = Path.home() / ".local/share/vocalis/models"
+from vocalis.providers.embedded.assets import LLM_FAST_FILENAME, LLM_FILENAME, models_dir
+from vocalis.settings import Settings
+
 # the file the embedded stack serves (re-encoded by the set-up), else the one shipped
+_MODELS = models_dir(Settings())
 DEFAULT_MODEL = next(
-    (
-        MODELS / name
-        for name in (
-            "qwen2.5-coder-0.5b-instruct-ffn-q4_0.gguf",
-            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        )
-        if (MODELS / name).is_file()
-    ),
-    MODELS / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    (_MODELS / n for n in (LLM_FAST_FILENAME, LLM_FILENAME) if (_MODELS / n).is_file()),
+    _MODELS / LLM_FILENAME,
 )
 
 
