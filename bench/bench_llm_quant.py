@@ -177,18 +177,22 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     tokens = GgufTokens(shipped)
     texts = {name: tokens.ids(text) for name, text in reference_texts().items()}
     readings = {name: read_along(path, texts) for name, path in files.items()}
+    # the positions every file scored (true token in its top 100), the same for every row
+    common = {
+        text: [
+            i
+            for i in range(len(ids) - 1)
+            if all(not math.isnan(readings[f][text][i][0]) for f in files)
+        ]
+        for text, ids in texts.items()
+    }
     rows: dict[str, dict[str, float]] = {}
     for name, path in files.items():
         row = speed(path, args.runs)
         for text in texts:
             mine, base = readings[name][text], readings["shipped"][text]
-            common = [
-                i
-                for i in range(len(mine))
-                if all(not math.isnan(readings[f][text][i][0]) for f in files)
-            ]
-            row[f"nll_{text}"] = -statistics.fmean(mine[i][0] for i in common)
-            row[f"positions_{text}"] = len(common)
+            row[f"nll_{text}"] = -statistics.fmean(mine[i][0] for i in common[text])
+            row[f"positions_{text}"] = len(common[text])
             row[f"agree_{text}"] = sum(a[1] == b[1] for a, b in zip(mine, base, strict=True)) / len(
                 mine
             )

@@ -38,14 +38,14 @@ shipped gave finished sentences 0.00-0.46 and mid-sentence pauses 0.00-0.83 (0.0
 all without punctuation): no threshold separates them, so without fine-tuning it adds nothing
 to the rules below.
 
-Also measured and not done: a second look by the turn model later in the pause. Smart Turn on
-the speech set's points (18 finished sentences; 52 hesitation and 13 phrase pauses of
-``bench_turns``) with 200 / 400 / 600 ms of the clip's room tone after the last word: finished
-sentences at P >= 0.5 15 / 15 / 14, but hesitations 14 / 30 / 29 (P >= 0.8: 11 / 20 / 25), so
-the model grows surer of "finished" with any silence, mid-sentence too; and the two finished
-sentences this rule still makes wait (asr_07 "...hard by.", asr_10 "...the worst of her.")
-stay below the veto at 600 ms (0.037, 0.012). Waiting longer only told it what the silence
-deadline already knows.
+Also measured and not done (a probe, not kept as a benchmark): a second look by the turn
+model later in the pause. Smart Turn on the speech set's points (18 finished sentences; 52
+hesitation and 13 phrase pauses of ``bench_turns``) with 200 / 400 / 600 ms of the clip's room
+tone after the last word: finished sentences at P >= 0.5 15 / 15 / 14, but hesitations 14 / 30
+/ 29 (P >= 0.8: 11 / 20 / 25), so the model grows surer of "finished" with any silence,
+mid-sentence too; and the two finished sentences this rule still makes wait (asr_07 "...hard
+by.", asr_10 "...the worst of her.") stay below the veto at 600 ms (0.037, 0.012). Waiting
+longer only told it what the silence deadline already knows.
 """
 
 from __future__ import annotations

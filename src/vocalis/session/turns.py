@@ -70,11 +70,11 @@ VERDICT_MS = 200  # ask the turn model this long into a pause, the pause include
 PARTIAL_EVERY_MS = 320  # re-decode the growing turn for partials at most this often
 CANDIDATE_PARTIAL_EVERY_MS = 160  # a barge-in candidate is re-decoded twice as often
 # Partial decodes take at most about this share of the CPU. The measured cost includes the wait
-# in the shared recogniser's queue, so under load the sessions together keep its worker about
-# half busy with partials. Measured and not cut further: partials nearly off (0.001, one per
+# in the shared recogniser's queue, so partials space out by themselves as it fills.
+# Measured and not cut further: partials nearly off (0.001, one per
 # turn), 4 callers at once (bench_load --callers 4 --burst 4 --turns 4, 3 runs each way
 # alternating, 96 turns each, AVX2-only host): the server's CPU fell from 89-107 % to 74-94 %,
-# but v2v stayed P50 1.60 / P95 2.61 s against 1.62 / 2.62 s: the slow turns wait on the LLM.
+# but v2v stayed P50 1.60 / P95 2.61 s against 1.62 / 2.62 s: the slow turns do not wait on them.
 PARTIAL_CPU_SHARE = 0.5
 COST_SMOOTHING = 0.5  # weight of the newest partial decode in its moving-average cost
 # A speech frame counts as voiced while its level is within QUIET_DB of the loudest frame of

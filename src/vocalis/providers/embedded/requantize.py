@@ -39,7 +39,8 @@ turns each) voice-to-voice P50 1.85 vs 2.35 s, P95 2.82 vs 3.14 s; one caller
 316 ms, ``min_latency`` P50 1.06 vs 1.13 s, 374 vs 479 ms.
 
 Measured and not done (2026-12-03, same host): ``ffn_down`` in ``Q4_0`` as well (the
-feed-forward block all ``Q4_0``, attention and output ``Q8_0``). Alone it is faster again
+feed-forward block all ``Q4_0``, attention and output ``Q8_0``; written by :func:`requantize`
+with ``ffn_down`` added to :data:`Q4_0_TENSORS`). Alone it is faster again
 (one thread: prompt 91.6 vs 76.0 tokens/s, generation 26.9 vs 22.3, turn tail 127 vs 165 ms;
 NLL prose 3.548 vs 3.562, dialogue 2.838 vs 2.795, shipped 2.793 in that run), but callers did
 not hear it: 4 at once, 3 runs each way alternating, 96 turns each, voice-to-voice P50 1.75 vs
