@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     # thread per model, so the three heavy models share the cores instead of stalling each other
     # (see providers/embedded/__init__.py for the measurements).
     embedded_stt_threads: int = 1  # faster-whisper cpu_threads
+    # Whisper decodes that may run at once: the second lane takes only finals (stt.py)
+    embedded_stt_lanes: int = Field(default=2, ge=1)
     embedded_llm_threads: int = 1  # llama.cpp decode threads
     embedded_llm_batch_threads: int = 1  # llama.cpp prompt-processing threads
     embedded_llm_poll: int = 0  # llama.cpp busy-wait level 0-100 (0: idle threads sleep)

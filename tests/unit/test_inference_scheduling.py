@@ -153,6 +153,60 @@ async def test_a_cancelled_waiting_job_is_never_run_and_errors_reach_the_caller(
         worker.close()
 
 
+async def test_a_second_lane_runs_urgent_work_beside_a_running_job_never_background() -> None:
+    """With two lanes, a final transcript starts while a partial is still running, a second
+    partial waits for the first lane, and two finals run at once."""
+    release = {name: threading.Event() for name in ("p1", "f1", "f2")}
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def run(jobs: list[str]) -> list[str]:
+        with lock:
+            started.extend(jobs)
+        for job in jobs:
+            if job in release:
+                release[job].wait(5)
+        return jobs
+
+    worker: InferenceWorker[str, str] = InferenceWorker("test-lanes", run, lanes=2)
+
+    async def until_started(count: int) -> None:
+        for _ in range(2000):
+            with lock:
+                if len(started) >= count:
+                    return
+            await asyncio.sleep(0.001)
+        raise AssertionError(f"only {started} started")
+
+    try:
+        p1 = asyncio.create_task(worker.submit("p1", BG))
+        await until_started(1)
+        p2 = asyncio.create_task(worker.submit("p2", BG))
+        f1 = asyncio.create_task(worker.submit("f1", TD))
+        await until_started(2)  # f1 on the second lane, beside p1
+        await asyncio.sleep(0.05)
+        assert started == ["p1", "f1"] and worker.waiting() == 1  # p2 may not take lane 1
+        release["p1"].set()
+        await until_started(3)
+        assert started[2] == "p2"
+        f2 = asyncio.create_task(worker.submit("f2", TD))
+        release["f1"].set()
+        await until_started(4)
+        assert started[3] == "f2"
+        release["f2"].set()
+        assert await asyncio.gather(p1, p2, f1, f2) == ["p1", "p2", "f1", "f2"]
+        assert worker.jobs == 4
+    finally:
+        for event in release.values():
+            event.set()
+        worker.close()
+
+
+def test_a_worker_needs_a_lane() -> None:
+    with pytest.raises(ValueError, match="lane"):
+        InferenceWorker("test-no-lane", lambda jobs: jobs, lanes=0)
+
+
 async def test_background_work_holds_back_while_a_reply_waits_for_its_first_words() -> None:
     """A partial transcript waits while another model produces a reply's first words; a final
     transcript does not; the partial runs as soon as the words came."""

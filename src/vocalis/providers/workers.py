@@ -4,6 +4,8 @@
   priority)``; the thread takes the most urgent job (with others of the same ``batch_key``) and
   runs them as one call. Calls no longer overlap on the model, so on 2 cores one session's
   final transcript is not slowed by three others' partials, and the order follows the policy.
+  A model that can run two calls at once may get more *lanes* (threads on the same queue); the
+  extra lanes take only work a caller waits on, never background work.
 * :class:`SlotGate` — for a model that runs several requests at once itself (llama.cpp's
   parallel slots with continuous batching): at most ``slots`` requests are inside; the next
   slot goes to the most urgent waiter, not the earliest.
@@ -150,7 +152,13 @@ def _settle(future: asyncio.Future[R], result: R | None, error: BaseException | 
 
 
 class InferenceWorker(Generic[J, R]):
-    """Runs ``run(jobs) -> results`` (same length, same order) on one thread, most urgent first."""
+    """Runs ``run(jobs) -> results`` (same length, same order) on ``lanes`` threads, most urgent
+    first.
+
+    Lane 0 takes any job; the other lanes take only jobs more urgent than ``BACKGROUND``, so a
+    final transcript never waits behind a partial that is already running, and background work
+    never holds more than one lane. ``run`` must then be safe to call from several threads.
+    """
 
     def __init__(
         self,
@@ -161,10 +169,14 @@ class InferenceWorker(Generic[J, R]):
         clock: Clock = time.monotonic,
         hold_background: Callable[[], bool] | None = None,
         max_hold: float = MAX_HOLD_S,
+        lanes: int = 1,
     ) -> None:
+        if lanes < 1:
+            raise ValueError("a worker needs at least one lane")
         self.name = name
         self._run = run
         self._max_batch = max_batch
+        self._lanes = lanes
         self._clock = clock
         #: While this says so, a BACKGROUND job at the head of the queue waits (up to
         #: ``max_hold`` seconds); more urgent jobs run as always.
@@ -173,7 +185,7 @@ class InferenceWorker(Generic[J, R]):
         self._queue: JobQueue[_Pending[J, R]] = JobQueue()
         self._cond = threading.Condition()
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.batches = 0  # model calls made (a batch counts once)
         self.jobs = 0
         #: Called on the worker's thread when it runs out of jobs: housekeeping that nobody
@@ -198,10 +210,15 @@ class InferenceWorker(Generic[J, R]):
             ticket = self._queue.push(
                 _Pending(job, future, loop), priority, self._clock(), batch_key
             )
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                self._thread.start()
-            self._cond.notify()
+            if not self._threads:
+                for lane in range(self._lanes):
+                    thread = threading.Thread(
+                        target=self._loop, args=(lane,), name=f"{self.name}-{lane}", daemon=True
+                    )
+                    self._threads.append(thread)
+                    thread.start()
+            # every lane: one woken alone may be a lane that cannot take this job
+            self._cond.notify_all()
         try:
             return await future
         except asyncio.CancelledError:
@@ -223,18 +240,22 @@ class InferenceWorker(Generic[J, R]):
                 p.loop.call_soon_threadsafe(p.future.cancel)
         _LIVE.discard(self)
 
-    def _loop(self) -> None:
+    def _loop(self, lane: int) -> None:
         while True:
             with self._cond:
                 idle = not len(self._queue)
-            if idle and self.on_idle is not None and not self._closed:
+            if lane == 0 and idle and self.on_idle is not None and not self._closed:
                 self.on_idle()
             with self._cond:
-                while not self._closed and not self._ready():
-                    self._cond.wait(timeout=None if not len(self._queue) else _HOLD_POLL_S)
+                while not self._closed and not self._ready(lane):
+                    # a held job is looked at again; nothing else changes until a submit
+                    held = lane == 0 and len(self._queue)
+                    self._cond.wait(timeout=_HOLD_POLL_S if held else None)
                 if self._closed:
                     return
                 batch = self._queue.pop_batch(self._max_batch)
+                if len(self._queue):
+                    self._cond.notify_all()  # another lane may take what is left
             pending = [t.item for t in batch]
             results: list[R] | None = None
             error: BaseException | None = None
@@ -242,18 +263,21 @@ class InferenceWorker(Generic[J, R]):
                 results = self._run([p.job for p in pending])
             except BaseException as exc:  # handed to every waiter of the batch
                 error = exc
-            self.batches += 1
-            self.jobs += len(pending)
+            with self._cond:
+                self.batches += 1
+                self.jobs += len(pending)
             for i, p in enumerate(pending):
                 result = results[i] if results is not None else None
                 # RuntimeError: that session's loop is closed, nobody is waiting any more
                 with contextlib.suppress(RuntimeError):
                     p.loop.call_soon_threadsafe(_settle, p.future, result, error)
 
-    def _ready(self) -> bool:
-        """A job may start now (called with the lock held)."""
+    def _ready(self, lane: int) -> bool:
+        """Lane ``lane`` may start a job now (called with the lock held)."""
         head = self._queue.head()
         if head is None:
+            return False
+        if lane > 0 and head.priority >= Priority.BACKGROUND:
             return False
         if head.priority < Priority.BACKGROUND or self._hold_background is None:
             return True

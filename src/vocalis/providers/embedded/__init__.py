@@ -78,7 +78,11 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
     turn = await _load("Smart Turn v3.2", lambda: SmartTurn(assets.turn_model))
     stt = await _load(
         "Whisper tiny.en",
-        lambda: WhisperSTT(assets.stt_model_dir, threads=settings.embedded_stt_threads),
+        lambda: WhisperSTT(
+            assets.stt_model_dir,
+            threads=settings.embedded_stt_threads,
+            lanes=settings.embedded_stt_lanes,
+        ),
     )
     tts = await _load(
         "Piper joe-medium",
