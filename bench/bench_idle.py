@@ -18,12 +18,13 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import b64, connect
-from bench.report import save_section
+from bench.common import b64, connect, pyplot, save_figure
+from bench.report import RESULTS, save_section
 from bench.server_proc import ServerProcess, server_process
 
 RATE = 24_000
@@ -97,21 +98,15 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def plot(rows: list[dict[str, Any]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([r["sessions"] for r in rows], [r["cpu_percent"] for r in rows], "o-")
     ax.set_xlabel("idle sessions streaming silence in real time")
     ax.set_ylabel("server CPU (% of one core)")
     ax.set_title("Cost of listening (embedded VAD)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -149,7 +144,7 @@ def main() -> None:
         )
     summary.update(providers=args.providers, chunk_ms=args.chunk_ms, seconds=args.seconds)
     summary["command"] = "python -m bench.bench_idle " + " ".join(sys.argv[1:])
-    plot(rows, f"bench/results/{args.label}.png")
+    plot(rows, RESULTS / f"{args.label}.png")
     save_section(args.label, summary)
 
 

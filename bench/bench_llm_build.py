@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import save_figure
+from bench.common import pyplot, save_figure
 from vocalis.providers.base import ChatMessage, LLMRequest
 from vocalis.providers.embedded import ensure_assets
 from vocalis.providers.embedded.llm import QwenLLM, cpu_features
@@ -134,11 +134,7 @@ def build_record() -> str:
 
 
 def plot(results: dict[int, dict[str, float]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     threads = sorted(results)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     for ax, key, label in (

@@ -39,7 +39,7 @@ import xllamacpp
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from bench.bench_llm_build import RESULTS, _Capture, _measured
-from bench.common import save_figure, speech_dir
+from bench.common import pyplot, save_figure, speech_dir
 from vocalis.providers.embedded import assets as model_assets
 from vocalis.providers.embedded.llm import QwenLLM
 from vocalis.settings import Settings
@@ -141,11 +141,7 @@ def speed(path: Path, runs: int) -> dict[str, float]:
 
 
 def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(rows)
     keys = [
         ("prompt_tps", "prompt tokens/s (1 thread)"),

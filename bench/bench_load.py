@@ -35,7 +35,17 @@ import httpx
 import numpy as np
 import websockets
 
-from bench.common import RATE, b64, connect, load_24k, percentile, speech_bounds, speech_dir
+from bench.common import (
+    RATE,
+    b64,
+    connect,
+    load_24k,
+    percentile,
+    pyplot,
+    save_figure,
+    speech_bounds,
+    speech_dir,
+)
 from bench.report import RESULTS, save_section, soak_growth_detail
 from bench.server_proc import ServerProcess, server_process
 
@@ -360,11 +370,7 @@ def plot_load(
     rows: list[dict[str, Any]], folder: Path, before: list[dict[str, Any]] | None = None
 ) -> None:
     """Latency and CPU against N; ``before`` (main's figures), when given, drawn in grey."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     if not rows:
         saved = RESULTS / "load.json"
         rows = json.loads(saved.read_text())["rows"] if saved.exists() else []
@@ -382,9 +388,7 @@ def plot_load(
     ax.set_ylabel("seconds after the end of speech")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(folder / "load_latency.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, folder / "load_latency.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(n, [r["cpu_percent"] for r in rows], "o-", label="this branch")
     if before:
@@ -393,9 +397,7 @@ def plot_load(
     ax.set_xlabel("callers")
     ax.set_ylabel("server CPU (% of one core; 200 = both)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(folder / "load_cpu.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, folder / "load_cpu.png")
 
 
 async def soak(
@@ -478,11 +480,7 @@ def second_half_growth(samples: list[tuple[float, float, int]]) -> float:
 
 
 def plot_soak(d: dict[str, Any], folder: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     t = [s[0] / 60 for s in d["samples"]]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(t, [s[1] for s in d["samples"]], "-", label="RSS MB")
@@ -496,9 +494,7 @@ def plot_soak(d: dict[str, Any], folder: Path) -> None:
     ax2.plot(t, [s[2] for s in d["samples"]], "r--", label="threads")
     ax2.set_ylabel("threads")
     ax.set_title(f"Soak: {d['sessions']} sessions")
-    fig.tight_layout()
-    fig.savefig(folder / "soak.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, folder / "soak.png")
 
 
 def pooled(folder: Path) -> dict[str, list[float]]:

@@ -58,7 +58,7 @@ from tests.turn_clips import (
     word_timestamps,
 )
 
-from bench.common import is_fragment
+from bench.common import is_fragment, pyplot, save_figure
 from vocalis.audio.levels import frame_rms
 from vocalis.providers.base import STTOptions, Transcript
 from vocalis.session.end_of_turn import DEFAULT_POLICY, Policy, Verdict, deadline_ms, judge
@@ -466,12 +466,7 @@ def report(
 
 
 def plot(tally: Tally, names: list[str], pauses: tuple[int, ...]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     x = np.arange(len(names))
     for j, mode in enumerate(MODES):
@@ -490,9 +485,8 @@ def plot(tally: Tally, names: list[str], pauses: tuple[int, ...]) -> None:
         ax.set(title=f"false cut-offs, {kind} pauses", xlabel="inserted pause (ms)", ylabel="%")
         ax.set_ylim(-2, 102)
     axes[2].legend(fontsize=7)
-    fig.tight_layout()
     out = RESULTS / "turns.png"
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out, dpi=110)
     print(f"\nplot: {out}")
 
 

@@ -28,7 +28,9 @@ from bench.common import (
     load_24k,
     manifest,
     percentile,
+    pyplot,
     running_server,
+    save_figure,
     speech_bounds,
     speech_dir,
     word_errors,
@@ -145,11 +147,7 @@ def stage_values(rows: list[dict[str, Any]], stage: str) -> list[float]:
 
 def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     """Voice-to-voice distribution and median stage offsets, per mode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for mode, rows in results.items():
         v2v = sorted(r["v2v"] for r in rows if "v2v" in r)
@@ -164,9 +162,7 @@ def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     right.set_xticks(x, [s.removesuffix("_ms") for s in STAGES], rotation=15, fontsize=8)
     right.set(title="median offset from end of speech (server)", ylabel="ms")
     right.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     print(f"plot: {path}")
 
 

@@ -25,6 +25,16 @@ RATE = 24_000
 CHUNK_MS = 20
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: benchmarks write PNG files, with no display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig: Any, path: Path, dpi: int = 100) -> None:
     """Lay out a matplotlib figure, write it as a PNG (its folder made if needed), free it."""
     import matplotlib.pyplot as plt
