@@ -182,17 +182,18 @@ async def test_a_second_lane_runs_urgent_work_beside_a_running_job_never_backgro
         p1 = asyncio.create_task(worker.submit("p1", BG))
         await until_started(1)
         p2 = asyncio.create_task(worker.submit("p2", BG))
+        await asyncio.sleep(0.05)
+        assert started == ["p1"] and worker.waiting() == 1  # p2 may not take the idle lane 1
         f1 = asyncio.create_task(worker.submit("f1", TD))
         await until_started(2)  # f1 on the second lane, beside p1
-        await asyncio.sleep(0.05)
-        assert started == ["p1", "f1"] and worker.waiting() == 1  # p2 may not take lane 1
+        assert started == ["p1", "f1"] and worker.waiting() == 1
         release["p1"].set()
         await until_started(3)
         assert started[2] == "p2"
         f2 = asyncio.create_task(worker.submit("f2", TD))
+        await until_started(4)  # f2 on the first lane while f1 still holds the second
+        assert started[3] == "f2" and not f1.done()
         release["f1"].set()
-        await until_started(4)
-        assert started[3] == "f2"
         release["f2"].set()
         assert await asyncio.gather(p1, p2, f1, f2) == ["p1", "p2", "f1", "f2"]
         assert worker.jobs == 4

@@ -249,7 +249,7 @@ class InferenceWorker(Generic[J, R]):
             with self._cond:
                 while not self._closed and not self._ready(lane):
                     # a held job is looked at again; nothing else changes until a submit
-                    held = lane == 0 and len(self._queue)
+                    held = lane == 0 and bool(self._queue)
                     self._cond.wait(timeout=_HOLD_POLL_S if held else None)
                 if self._closed:
                     return

@@ -81,15 +81,17 @@ class WhisperSTT:
 
     Finals go before partials: a final decides whether a turn ended, a partial only updates a
     live caption. Decodes run on one thread each, in two lanes: the second lane takes only
-    finals, so a final never waits for a partial already running (6 of 43 finals did in a
-    single-caller bench_voice run, 12-160 ms), and two callers' finals run at once. On the
-    2-core AVX2-only host, eight finals of the speech set took 2.3-2.4 s one after another on
-    one thread, 3.7-4.0 s on two threads (CTranslate2's threads wait on each other), 1.3-1.4 s
-    on two lanes of one thread. Two lanes against one, same host: ``bench_voice --mode
+    finals, so a final never waits for a partial already running (a probe timing the
+    recogniser's jobs during a single-caller bench_voice run: 6 of 43 finals did, 12-160 ms),
+    and two callers' finals run at once. On the 2-core AVX2-only host (a probe, not a
+    benchmark), eight finals of the speech set took 2.3-2.4 s one after another on one
+    thread, 3.7-4.0 s on two threads (CTranslate2's threads wait on each other), 1.3-1.4 s on
+    two lanes of one thread. Two lanes against one, same host: ``bench_voice --mode
     balanced`` back to back, final 472 vs 496 ms after the end of speech (P95 591 vs 645),
     commit -> first audio 134 vs 190 ms, v2v P50 1.12 vs 1.19 s; 4 callers at once
     (``bench_load --callers 4 --burst 4 --turns 4``, 3 runs each way alternating, 96 turns
-    each): median row's final 0.64 vs 0.69 s, first synthesised audio 1.69 vs 1.94 s, v2v P50
+    each): the median of the rows' P50 final 0.64 vs 0.69 s, of first synthesised audio 1.69
+    vs 1.94 s, v2v P50
     1.85 vs 1.90 s, P95 3.05 vs 2.89 s (rows' P95 2.09-3.36 s and one of 7.01 s, whose slowest
     turn waited 4.4 s for its first LLM token, against 2.72-3.26 s; the next 3 runs with two
     lanes: P50 1.83, P95 2.94 s). faster-whisper transcribes one recording per call, so

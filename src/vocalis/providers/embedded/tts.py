@@ -28,10 +28,11 @@ class PiperTTS:
     Measured and not done: a second lane for replies' first pieces (as the recogniser has for
     finals; espeak-ng under a lock, the network run beside another synthesis). 4 callers at
     once (``bench_load --callers 4 --burst 4 --turns 4``, 3 runs each way alternating, 96 turns
-    each, AVX2-only host): a first piece reached the voice sooner (rows' P50 first piece ->
-    first audio 0.19-0.27 s against 0.24-0.45 s), but the pieces themselves came later
-    (median row 1.64 vs 1.54 s after the end of speech: the second synthesis takes the core
-    the LLM writes on), and v2v read P50 1.89 / P95 3.10 s against 1.83 / 2.94 s.
+    each, AVX2-only host): a first piece reached the voice sooner (the rows' printed P50
+    offsets, first audio less first piece: 0.19-0.27 s against 0.24-0.45 s), but the pieces
+    themselves came later (median of the rows' P50 first piece 1.64 vs 1.54 s after the end
+    of speech: the second synthesis takes the core the LLM writes on), and v2v read P50 1.89
+    / P95 3.10 s against 1.83 / 2.94 s.
 
     The first piece a reply asks for goes ahead of other replies' later sentences: those have
     the audio already playing as slack, the first piece stands between the caller and any sound.
