@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,13 +264,16 @@ async def run_n(
     wall = time.perf_counter() - t0
     cpu = server.cpu_seconds() - cpu0
     stages1 = await asyncio.to_thread(stage_totals, server)
+    (seconds1, gaps1), (seconds0, gaps0) = stages1.pop(AUDIO_GAPS), stages0.pop(AUDIO_GAPS)
+    gap_seconds, gaps = seconds1 - seconds0, gaps1 - gaps0
     stage_means = {
         stage: (stages1[stage][0] - stages0[stage][0])
         / max(1.0, stages1[stage][1] - stages0[stage][1])
         for stage in stages1
     }
     admitted = [c for c in results if c.admitted]
-    timings, slowest = await asyncio.to_thread(turn_timings, server, admitted)
+    timings, slowest, every = await asyncio.to_thread(turn_timings, server, admitted)
+    waits = step_waits(every)
     v2v = _offsets(admitted, "first_audio")
     prompt = promptly_decided(admitted)
     refusals = [c.refusal_seconds for c in results if c.refusal_seconds is not None]
@@ -291,16 +295,25 @@ async def run_n(
         "rss_mb": max(peak),
         "mb_per_session": (max(peak) - rss0) / max(1, len(admitted)),
         "max_lag": max(lags),
+        "audio_gaps": int(gaps),
+        "audio_gap_seconds": gap_seconds,
         "stage_means": stage_means,
         "offsets_p50": {
             name: percentile(values, 50) / 1000 for name, values in timings.items() if values
         },
         "v2v_all": v2v,
         "slowest_turn": slowest,
+        "step_waits": {
+            name: [percentile(values, 50), percentile(values, 95)]
+            for name, values in waits.items()
+            if values
+        },
+        "turn_timings": every,
     }
 
 
 STAGES = ("stt", "stt_partial", "turn", "llm_first_token", "tts_first_audio")
+AUDIO_GAPS = "audio_gaps"
 
 
 TIMINGS = (
@@ -312,14 +325,43 @@ TIMINGS = (
 )
 
 
+#: Each step of a reply and the step it waits on: where a slow turn's time went. A reply
+#: prepared during the pause starts on the final transcript; its audio goes out once the turn
+#: is decided and the first piece is synthesised, whichever is later.
+STEPS = (
+    ("first token after final", "llm_first_token_ms", ("stt_final_ms",)),
+    ("first piece after first token", "first_piece_ms", ("llm_first_token_ms",)),
+    ("synthesis of the first piece", "tts_first_audio_ms", ("first_piece_ms",)),
+    (
+        "sent after decision and audio",
+        "first_audio_sent_ms",
+        ("turn_decision_ms", "tts_first_audio_ms"),
+    ),
+)
+
+
+def step_waits(turns: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Milliseconds each step of :data:`STEPS` took after what it waits on, one per turn that
+    has them all."""
+    out: dict[str, list[float]] = {name: [] for name, _, _ in STEPS}
+    for timings in turns:
+        for name, step, after in STEPS:
+            values = [timings.get(key) for key in (step, *after)]
+            if all(isinstance(v, int | float) for v in values):
+                done, *before = (float(v) for v in values)  # type: ignore[arg-type]
+                out[name].append(done - max(before))
+    return out
+
+
 def turn_timings(
     server: ServerProcess, callers: list[Caller]
-) -> tuple[dict[str, list[float]], dict[str, Any]]:
+) -> tuple[dict[str, list[float]], dict[str, Any], list[dict[str, Any]]]:
     """The server's own per-turn offsets from the end of speech (each session's timeline
     artifact, §17.4), so a slow row shows which stage the time went to; and the slowest turn
     (by first audio sent), which is what sets a row's P95."""
     out: dict[str, list[float]] = {name: [] for name in TIMINGS}
     slowest: dict[str, Any] = {}
+    every: list[dict[str, Any]] = []
     with httpx.Client(base_url=server.http, timeout=10) as http:
         for c in callers:
             timeline = None
@@ -334,13 +376,14 @@ def turn_timings(
                 time.sleep(0.1)
             for turn in (timeline or {}).get("turns", []):
                 timings = turn.get("timings") or {}
+                every.append(timings)
                 for name, value in timings.items():
                     if name in out and value is not None:
                         out[name].append(float(value))
                 sent = timings.get("first_audio_sent_ms") or 0
                 if sent > (slowest.get("timings") or {}).get("first_audio_sent_ms", -1):
                     slowest = {"timings": timings, "user": turn.get("user_transcript") or ""}
-    return out, slowest
+    return out, slowest, every
 
 
 def stage_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
@@ -357,6 +400,11 @@ def stage_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
             found = re.search(pattern, text, re.MULTILINE)
             values.append(float(found.group(1)) if found else 0.0)
         out[stage] = (values[0], values[1])
+    gaps = []
+    for name in ("vocalis_output_audio_gap_seconds_total", "vocalis_output_audio_gaps_total"):
+        found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        gaps.append(float(found.group(1)) if found else 0.0)
+    out[AUDIO_GAPS] = (gaps[0], gaps[1])  # silence heard mid-reply: (seconds, times)
     return out
 
 
@@ -503,11 +551,25 @@ def pooled(folder: Path) -> dict[str, list[float]]:
     row has 16 turns, too few for a P95 that tells two variants apart; alternated runs pooled
     do."""
     turns: dict[str, list[float]] = {}
+    for variant, row in _saved_rows(folder):
+        turns.setdefault(variant, []).extend(row.get("v2v_all", []))
+    return turns
+
+
+def pooled_steps(folder: Path) -> dict[str, dict[str, list[float]]]:
+    """Each variant's :func:`step_waits` over every turn of its saved runs."""
+    timings: dict[str, list[dict[str, Any]]] = {}
+    for variant, row in _saved_rows(folder):
+        timings.setdefault(variant, []).extend(row.get("turn_timings", []))
+    return {variant: step_waits(turns) for variant, turns in timings.items()}
+
+
+def _saved_rows(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(variant, row) of every run saved in ``folder``."""
     for path in sorted(folder.glob("*.json")):
         variant = path.stem.rsplit("_", 1)[0]
         for row in json.loads(path.read_text()).get("rows", []):
-            turns.setdefault(variant, []).extend(row.get("v2v_all", []))
-    return turns
+            yield variant, row
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -530,11 +592,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.pool:
         variants = pooled(Path(args.pool))
+        steps = pooled_steps(Path(args.pool))
         for variant, v2v in variants.items():
             print(
                 f"{variant}: {len(v2v)} turns; v2v P50 {percentile(v2v, 50):.2f} "
                 f"P90 {percentile(v2v, 90):.2f} P95 {percentile(v2v, 95):.2f} s"
             )
+            for step, waits in steps.get(variant, {}).items():
+                if waits:
+                    print(
+                        f"  {step}: P50 {percentile(waits, 50):.0f} "
+                        f"P95 {percentile(waits, 95):.0f} ms ({len(waits)} turns)"
+                    )
         return {"pooled": variants}
     if args.quick:
         args.providers, args.callers, args.burst = "fake", "1,2", 4
@@ -588,7 +657,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{row['decision_p50']:.2f} s; CPU "
                 f"{row['cpu_percent']:.0f} %; RSS {row['rss_mb']:.0f} MB "
                 f"(+{row['mb_per_session']:.1f} MB/session); worst worker lag "
-                f"{row['max_lag']:.1f} s; mean stage s "
+                f"{row['max_lag']:.1f} s; replies ran dry {row['audio_gaps']} times "
+                f"({row['audio_gap_seconds']:.1f} s of silence); mean stage s "
                 + " ".join(f"{k}={v:.2f}" for k, v in row["stage_means"].items())
                 + "; P50 offsets from end of speech s "
                 + " ".join(
@@ -599,7 +669,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"{k.removesuffix('_ms')}={v}"
                     for k, v in row["slowest_turn"].get("timings", {}).items()
                 )
-                + f" ({row['slowest_turn'].get('user', '')[:40]!r})",
+                + f" ({row['slowest_turn'].get('user', '')[:40]!r}); step waits ms P50/P95 "
+                + "; ".join(
+                    f"{name} {p50:.0f}/{p95:.0f}" for name, (p50, p95) in row["step_waits"].items()
+                ),
                 flush=True,
             )
     summary: dict[str, Any] = {

@@ -103,6 +103,16 @@ INPUT_AUDIO: Final = Counter(
 OUTPUT_AUDIO: Final = Counter(
     "vocalis_output_audio_seconds", "Reply audio sent, in seconds.", registry=REGISTRY
 )
+OUTPUT_GAPS: Final = Counter(
+    "vocalis_output_audio_gaps",
+    "Times a reply's audio ran dry mid-reply: synthesis fell behind the listener.",
+    registry=REGISTRY,
+)
+OUTPUT_GAP_SECONDS: Final = Counter(
+    "vocalis_output_audio_gap_seconds",
+    "Silence heard mid-reply because synthesis fell behind, in seconds.",
+    registry=REGISTRY,
+)
 CAPACITY_SESSIONS: Final = Gauge(
     "vocalis_capacity_sessions",
     "Session budget of this node (max_sessions, or the provider stack's measured one); 0 = none.",
@@ -222,6 +232,13 @@ def output_audio(seconds: float) -> None:
     """``seconds`` of reply audio were sent."""
     if seconds > 0:
         OUTPUT_AUDIO.inc(seconds)
+
+
+def output_gaps(count: int, seconds: float) -> None:
+    """A reply's audio ran dry ``count`` times mid-reply, ``seconds`` of silence in all."""
+    if count > 0:
+        OUTPUT_GAPS.inc(count)
+        OUTPUT_GAP_SECONDS.inc(max(0.0, seconds))
 
 
 def provider_latency(provider: str, stage: Stage, seconds: float) -> None:

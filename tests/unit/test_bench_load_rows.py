@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from bench.bench_load import PROMPT_DECISION_S, Caller, Turn, pooled, promptly_decided
+from bench.bench_load import (
+    PROMPT_DECISION_S,
+    Caller,
+    Turn,
+    pooled,
+    promptly_decided,
+    step_waits,
+)
 from bench.report import prompt_p95_cell
 
 from vocalis.session.end_of_turn import DEFAULT_POLICY
@@ -55,3 +62,29 @@ def test_alternated_runs_pool_by_variant(tmp_path: Path) -> None:
     pools = pooled(tmp_path)
     assert sorted(pools["new"]) == [1.0, 2.0, 3.0, 4.0]
     assert pools["base"] == [5.0, 6.0]
+
+
+def test_step_waits_time_each_step_after_what_it_waits_on() -> None:
+    prepared = {  # ready before the decision: its audio waits for the turn to end
+        "stt_final_ms": 400,
+        "llm_first_token_ms": 600,
+        "first_piece_ms": 700,
+        "tts_first_audio_ms": 780,
+        "turn_decision_ms": 800,
+        "first_audio_sent_ms": 805,
+    }
+    late = {  # decided first: its audio goes out once synthesised
+        "stt_final_ms": 500,
+        "llm_first_token_ms": 1500,
+        "first_piece_ms": 1600,
+        "tts_first_audio_ms": 2000,
+        "turn_decision_ms": 800,
+        "first_audio_sent_ms": 2010,
+    }
+    waits = step_waits([prepared, late, {"stt_final_ms": 300}])
+    assert waits == {
+        "first token after final": [200.0, 1000.0],
+        "first piece after first token": [100.0, 100.0],
+        "synthesis of the first piece": [80.0, 400.0],
+        "sent after decision and audio": [5.0, 10.0],
+    }

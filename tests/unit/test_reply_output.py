@@ -1,4 +1,5 @@
-"""The reply pacer in virtual time: real-time lead, and no catch-up burst after an underrun."""
+"""The reply pacer in virtual time: real-time lead, and no catch-up burst after an underrun
+(counted, with the silence the listener heard)."""
 
 from __future__ import annotations
 
@@ -58,10 +59,16 @@ def test_audio_after_an_underrun_is_paced_from_its_arrival_not_burst_out() -> No
         while out.sent_ms < 1000:  # the first sentence plays out in real time
             await _drain_ready(out, clock)
             await clock.advance(CHUNK_MS / 1000)
+        assert out.dry_spells == 0  # played out in time, with the lead to spare
+        assert out.t_first is not None
+        heard_until = out.t_first + out.sent_ms / 1000  # the end of the audio sent, played out
         await clock.advance(3.0)  # the next sentence is 3 s late: the listener hears nothing
         assert round(out.playout_ms()) == 1000
         out.add_sentence(_seconds(5.0), [])
         burst = await _drain_ready(out, clock)
+        # counted once, for the silence heard: from the end of the audio sent to the arrival
+        assert out.dry_spells == 1
+        assert round(out.dry_ms) == round((clock.now() - heard_until) * 1000)
         # the late sentence starts on arrival with the usual lead, not 3 s of catch-up at once
         assert out.sent_ms - 1000 == LEAD_MS
         assert len(burst) == LEAD_MS // CHUNK_MS

@@ -544,6 +544,7 @@ class Session:
         self.listener.agent_audible()
 
     def reply_closed(self, reply: Reply) -> None:
+        metrics.output_gaps(reply.output.dry_spells, reply.output.dry_ms / 1000)
         self.listener.agent_done()
 
     def dispatch_tool_call(self, reply: Reply, call: ToolCallRequest) -> list[str]:

@@ -49,6 +49,10 @@ class ReplyOutput:
         self.sent_ms = 0.0
         self.t_first: float | None = None
         self.paused = False
+        #: Times the listener's audio ran dry mid-reply (synthesis fell behind), and for how
+        #: long in all: a node that holds its callers but stutters is overloaded too.
+        self.dry_spells = 0
+        self.dry_ms = 0.0
 
     # ------------------------------------------------------------------ producer side
     @property
@@ -127,6 +131,8 @@ class ReplyOutput:
             # this, the pacer would "catch up" on the gap by sending seconds of audio in one
             # burst (a whole late sentence without yielding: over the outbox bound, close 1008,
             # in a 4-caller bench) and the playout position would count the gap as heard.
+            self.dry_spells += 1
+            self.dry_ms += (now - self.t_first) * 1000 - self.sent_ms
             self.t_first = now - self.sent_ms / 1000
         self.sent_ms = chunk.end_ms
 

@@ -74,6 +74,8 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
     from vocalis.providers.embedded.vad import SileroVAD
 
     assets = await _load("model files", lambda: ensure_assets(settings))
+    nice = settings.embedded_background_nice
+    background_nice = None if nice < 0 else nice
     vad = await _load("Silero VAD", lambda: SileroVAD(assets.vad_model))
     turn = await _load("Smart Turn v3.2", lambda: SmartTurn(assets.turn_model))
     stt = await _load(
@@ -82,12 +84,16 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
             assets.stt_model_dir,
             threads=settings.embedded_stt_threads,
             lanes=settings.embedded_stt_lanes,
+            background_nice=background_nice,
         ),
     )
     tts = await _load(
         "Piper joe-medium",
         lambda: PiperTTS(
-            assets.tts_model, assets.tts_config, threads=settings.embedded_tts_threads
+            assets.tts_model,
+            assets.tts_config,
+            threads=settings.embedded_tts_threads,
+            background_nice=background_nice,
         ),
     )
     llm = await _load(
