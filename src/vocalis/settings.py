@@ -115,10 +115,8 @@ class Settings(BaseSettings):
     # vs 188 turns answered)
     embedded_llm_cache_ram_mib: int = Field(default=256, ge=0)
     embedded_tts_threads: int = 1  # onnxruntime threads for Piper
-    # Whisper's partials and Piper's later sentences run on a lane of their own, this much nicer
-    # to the OS scheduler (0-19), so while they run they yield the cores to what callers wait on
-    # (workers.py); -1: no such lane, background work shares the first lane as before
-    embedded_background_nice: int = Field(default=5, ge=-1, le=19)
+    # numpy's BLAS threads (the models' log-mel features); 0: the library's own default
+    embedded_blas_threads: int = Field(default=1, ge=0)
     embedded_llm_model_path: Path | None = None  # override the assembled Qwen GGUF
     # Serve the shipped GGUF re-encoded for llama.cpp's repacked CPU kernels (set-up writes it
     # once; prompts ~40 % and tokens ~20 % faster on one AVX2 core, see requantize.py)

@@ -405,30 +405,3 @@ async def test_tts_stops_when_the_consumer_closes_the_stream(stack: ProviderSet)
     await stream.aclose()  # type: ignore[attr-defined]
     again = [c async for c in stack.tts.synthesize("Okay.", "ivy")]
     assert again
-
-
-async def test_tts_first_pieces_and_later_sentences_at_once_sound_as_alone(
-    stack: ProviderSet, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A reply's later sentences synthesise on the background lane while other replies' first
-    pieces use the other lane, with one voice (espeak-ng is taken in turn, the network is not
-    locked): with Piper's noise off, audio made at once equals audio made alone."""
-    from piper import SynthesisConfig
-
-    from vocalis.providers.embedded import tts
-
-    still = SynthesisConfig(volume=0.9, noise_scale=0.0, noise_w_scale=0.0)
-    monkeypatch.setattr(tts, "_SYNTHESIS", still)
-    texts = [f"Sentence number {n} is here, and a second part follows it." for n in range(6)]
-
-    async def reply(part: list[str]) -> list[Audio]:
-        """One reply's sentences, in order: the first is a first piece, the rest background."""
-        return [np.concatenate([c async for c in stack.tts.synthesize(t, "ivy")]) for t in part]
-
-    alone = [(await asyncio.create_task(reply([text])))[0] for text in texts]
-    together = await asyncio.gather(reply(texts[0::2]), reply(texts[1::2]))
-    made = dict(zip(texts[0::2], together[0], strict=True)) | dict(
-        zip(texts[1::2], together[1], strict=True)
-    )
-    for text, audio in zip(texts, alone, strict=True):
-        np.testing.assert_allclose(made[text], audio, atol=1e-6)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import threading
 
 import pytest
@@ -67,17 +65,6 @@ def test_batches_respect_their_size_and_keyless_jobs_run_alone() -> None:
     q.push("solo-1", BG, 0.0)
     q.push("solo-2", BG, 0.0)
     assert drain(q, max_batch=2) == [["v0", "v1"], ["v2", "v3"], ["v4"], ["solo-1"], ["solo-2"]]
-
-
-def test_the_background_lane_takes_the_oldest_background_job_behind_urgent_ones() -> None:
-    q: JobQueue[str] = JobQueue()
-    q.push("partial-a", BG, 0.0)
-    q.push("final", TD, 0.0)
-    q.push("partial-b", BG, 0.0)
-    assert q.head(BG) is not None and q.head(BG).item == "partial-a"  # type: ignore[union-attr]
-    assert [t.item for t in q.pop_batch(1, BG)] == ["partial-a"]
-    assert q.head(FA) is None and q.pop_batch(1, FA) == []
-    assert drain(q) == [["final"], ["partial-b"]]
 
 
 def test_withdrawn_jobs_never_run_and_lag_is_the_oldest_wait() -> None:
@@ -208,62 +195,8 @@ async def test_a_second_lane_runs_urgent_work_beside_a_running_job_never_backgro
         assert started[3] == "f2" and not f1.done()
         release["f1"].set()
         release["f2"].set()
-        assert list(await asyncio.gather(p1, p2, f1, f2)) == ["p1", "p2", "f1", "f2"]
-        assert worker.jobs == 4
-    finally:
-        for event in release.values():
-            event.set()
-        worker.close()
-
-
-async def test_background_work_runs_on_a_lane_of_its_own_at_a_lower_os_priority() -> None:
-    """With ``background_nice``, partials run on one extra lane, niced, and only there; the
-    urgent lane takes only urgent work, so a final starts beside a running partial."""
-    release = {name: threading.Event() for name in ("p1", "f1")}
-    started: list[str] = []
-    niceness: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def run(jobs: list[str]) -> list[str]:
-        with lock:
-            started.extend(jobs)
-            for job in jobs:
-                niceness[job] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        for job in jobs:
-            if job in release:
-                release[job].wait(5)
-        return jobs
-
-    worker: InferenceWorker[str, str] = InferenceWorker("test-bg-lane", run, background_nice=3)
-
-    async def until_started(count: int) -> None:
-        for _ in range(2000):
-            with lock:
-                if len(started) >= count:
-                    return
-            await asyncio.sleep(0.001)
-        raise AssertionError(f"only {started} started")
-
-    try:
-        p1 = asyncio.create_task(worker.submit("p1", BG))
-        await until_started(1)
-        p2 = asyncio.create_task(worker.submit("p2", BG))
-        await asyncio.sleep(0.05)
-        assert started == ["p1"] and worker.waiting() == 1  # the urgent lane is idle: not for p2
-        f1 = asyncio.create_task(worker.submit("f1", TD))
-        await until_started(2)  # beside p1
-        f2 = asyncio.create_task(worker.submit("f2", TD))
-        await asyncio.sleep(0.05)
-        assert started == ["p1", "f1"] and worker.waiting() == 2  # f2: not on the partials' lane
-        release["f1"].set()
-        await until_started(3)
-        assert started[2] == "f2"
-        release["p1"].set()
         assert await asyncio.gather(p1, p2, f1, f2) == ["p1", "p2", "f1", "f2"]
-        if sys.platform.startswith("linux"):
-            base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-            assert niceness["p1"] == niceness["p2"] == min(19, base + 3)
-            assert niceness["f1"] == niceness["f2"] == base
+        assert worker.jobs == 4
     finally:
         for event in release.values():
             event.set()
@@ -275,10 +208,7 @@ def test_a_worker_needs_a_lane() -> None:
         InferenceWorker("test-no-lane", lambda jobs: jobs, lanes=0)
 
 
-@pytest.mark.parametrize("background_nice", [None, 0], ids=["shared lane", "own lane"])
-async def test_background_work_holds_back_while_a_reply_waits_for_its_first_words(
-    background_nice: int | None,
-) -> None:
+async def test_background_work_holds_back_while_a_reply_waits_for_its_first_words() -> None:
     """A partial transcript waits while another model produces a reply's first words; a final
     transcript does not; the partial runs as soon as the words came."""
     words = FirstWords()
@@ -289,11 +219,7 @@ async def test_background_work_holds_back_while_a_reply_waits_for_its_first_word
         return jobs
 
     worker: InferenceWorker[str, str] = InferenceWorker(
-        "test-hold",
-        run,
-        hold_background=words.__bool__,
-        max_hold=30.0,
-        background_nice=background_nice,
+        "test-hold", run, hold_background=words.__bool__, max_hold=30.0
     )
     try:
         with words.awaited() as arrived:

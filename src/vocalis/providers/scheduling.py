@@ -83,19 +83,16 @@ class JobQueue(Generic[T]):
             return False
         return True
 
-    def head(self, priority: Priority | None = None) -> Ticket[T] | None:
-        """The job that would run next (of ``priority``, when given), left in the queue."""
-        if priority is None:
-            return self._waiting[0] if self._waiting else None
-        return next((t for t in self._waiting if t.priority == priority), None)
+    def head(self) -> Ticket[T] | None:
+        """The job that would run next, left in the queue."""
+        return self._waiting[0] if self._waiting else None
 
-    def pop_batch(self, max_batch: int = 1, priority: Priority | None = None) -> list[Ticket[T]]:
-        """The most urgent job (of ``priority``, when given), and up to ``max_batch - 1`` more
-        sharing its ``batch_key`` (most urgent first). A job without a key always runs alone."""
-        head = self.head(priority)
-        if head is None:
+    def pop_batch(self, max_batch: int = 1) -> list[Ticket[T]]:
+        """The most urgent job, and up to ``max_batch - 1`` more sharing its ``batch_key``
+        (most urgent first). A job without a key always runs alone."""
+        if not self._waiting:
             return []
-        self._waiting.remove(head)
+        head = self._waiting.pop(0)
         batch = [head]
         if head.batch_key is None or max_batch <= 1:
             return batch

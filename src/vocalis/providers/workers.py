@@ -5,9 +5,7 @@
   runs them as one call. Calls no longer overlap on the model, so on 2 cores one session's
   final transcript is not slowed by three others' partials, and the order follows the policy.
   A model that can run two calls at once may get more *lanes* (threads on the same queue); the
-  extra lanes take only work a caller waits on, never background work. Background work may
-  instead get a lane of its own whose thread is nicer to the OS scheduler, so that once it
-  runs it still gives way (``background_nice``).
+  extra lanes take only work a caller waits on, never background work.
 * :class:`SlotGate` — for a model that runs several requests at once itself (llama.cpp's
   parallel slots with continuous batching): at most ``slots`` requests are inside; the next
   slot goes to the most urgent waiter, not the earliest.
@@ -22,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 import threading
 import time
 import weakref
@@ -126,24 +122,6 @@ MAX_HOLD_S = 0.6
 _HOLD_POLL_S = 0.02  # how often a held worker, or a held request's ``stop``, is looked at again
 
 
-def lower_priority(by: int) -> bool:
-    """Make the calling thread ``by`` steps nicer to the OS scheduler; False where it cannot.
-
-    On Linux niceness belongs to each thread (``setpriority`` on its id), and threads the
-    thread starts later inherit it (CTranslate2's workers, when it loads a model). Raising
-    one's own niceness needs no privilege; lowering it back would, so a thread is lowered
-    once, for good, and only threads that do nothing else are lowered.
-    """
-    if not sys.platform.startswith("linux"):  # elsewhere the call would name a process
-        return False
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
-    except OSError:  # the kernel said no
-        return False
-    return True
-
-
 def node_lag() -> float:
     """The worst backlog (seconds) among this process's live workers; 0 when none exist."""
     return max((w.lag() for w in list(_LIVE)), default=0.0)
@@ -181,12 +159,18 @@ class InferenceWorker(Generic[J, R]):
     final transcript never waits behind a partial that is already running, and background work
     never holds more than one lane. ``run`` must then be safe to call from several threads.
 
-    With ``background_nice`` set, background work gets a lane of its own instead (one more
-    thread, the last lane), run that much nicer to the OS scheduler (:func:`lower_priority`),
-    and every other lane takes only urgent work. A background job that is running then yields
-    the cores to what callers wait on (the LLM writing a reply's first words, a final
-    transcript, a first piece's synthesis) rather than sharing them evenly: the queue orders
-    work before it starts, the OS priority while it runs.
+    Measured and not done: background work on a lane of its own whose thread is nicer to the
+    OS scheduler (``setpriority`` +5), so a running partial or later sentence yields the cores
+    to what callers wait on: Whisper's partials on a second copy of the model whose
+    CTranslate2 worker inherited the niceness from the lane that loaded it, Piper's later
+    sentences beside first pieces (espeak-ng under a lock). 4 callers at once (``bench_load
+    --callers 4 --burst 4 --turns 4``, alternated runs, AVX2-only host): in a first version
+    P50 1.69 / P95 2.49 s over 96 turns against 1.69 / 2.74 s over 128, the final 573 against
+    640 ms; in the version written for the tree, P50 1.73 / P95 2.62 s over 96 turns against
+    1.58 / 2.63 s over 64, and replies' audio ran dry 15 times a run (19.6 s of silence)
+    against 14 (20.3 s). No steady gain, for a second model (+90 MB) and a thread more per
+    model. Niceness of every Whisper and Piper thread instead made the finals later (738
+    against 643 ms) and v2v P50 1.78 / P95 3.04 s.
     """
 
     def __init__(
@@ -199,17 +183,13 @@ class InferenceWorker(Generic[J, R]):
         hold_background: Callable[[], bool] | None = None,
         max_hold: float = MAX_HOLD_S,
         lanes: int = 1,
-        background_nice: int | None = None,
     ) -> None:
         if lanes < 1:
             raise ValueError("a worker needs at least one lane")
         self.name = name
         self._run = run
         self._max_batch = max_batch
-        self._background_nice = background_nice
-        #: The background lane's index (after the urgent lanes), or None: lane 0 takes it.
-        self._background_lane = lanes if background_nice is not None else None
-        self._lanes = lanes + (background_nice is not None)
+        self._lanes = lanes
         self._clock = clock
         #: While this says so, a BACKGROUND job at the head of the queue waits (up to
         #: ``max_hold`` seconds); more urgent jobs run as always.
@@ -274,9 +254,6 @@ class InferenceWorker(Generic[J, R]):
         _LIVE.discard(self)
 
     def _loop(self, lane: int) -> None:
-        background = lane == self._background_lane
-        if background and self._background_nice:
-            lower_priority(self._background_nice)
         while True:
             with self._cond:
                 idle = not len(self._queue)
@@ -285,14 +262,11 @@ class InferenceWorker(Generic[J, R]):
             with self._cond:
                 while not self._closed and not self._ready(lane):
                     # a held job is looked at again; nothing else changes until a submit
-                    holder = 0 if self._background_lane is None else self._background_lane
-                    held = lane == holder and bool(self._queue)
+                    held = lane == 0 and bool(self._queue)
                     self._cond.wait(timeout=_HOLD_POLL_S if held else None)
                 if self._closed:
                     return
-                batch = self._queue.pop_batch(
-                    self._max_batch, Priority.BACKGROUND if background else None
-                )
+                batch = self._queue.pop_batch(self._max_batch)
                 if len(self._queue):
                     self._cond.notify_all()  # another lane may take what is left
             pending = [t.item for t in batch]
@@ -313,15 +287,10 @@ class InferenceWorker(Generic[J, R]):
 
     def _ready(self, lane: int) -> bool:
         """Lane ``lane`` may start a job now (called with the lock held)."""
-        background_lane = self._background_lane
-        if lane == background_lane:
-            head = self._queue.head(Priority.BACKGROUND)
-        else:
-            head = self._queue.head()
+        head = self._queue.head()
         if head is None:
             return False
-        urgent_only = lane > 0 or background_lane is not None
-        if lane != background_lane and urgent_only and head.priority >= Priority.BACKGROUND:
+        if lane > 0 and head.priority >= Priority.BACKGROUND:
             return False
         if head.priority < Priority.BACKGROUND or self._hold_background is None:
             return True

@@ -64,6 +64,22 @@ async def _load(what: str, factory: Callable[[], T]) -> T:
     return value
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Cap numpy's BLAS (OpenBLAS) at ``threads`` for the whole process, for good.
+
+    Whisper's and Smart Turn's log-mel features multiply by the mel filters through numpy, and
+    OpenBLAS hands that to a pool of its own threads (one per core), which spin-wait after each
+    call before they sleep: on 2 cores a spare core's worth of spinning beside the models. A
+    probe of six finals in a row through :class:`~.stt.WhisperSTT` (the 4-caller benchmark
+    running beside it): 1.36-1.49 s of process CPU with OpenBLAS's default, 0.81-0.94 s with
+    one thread (the product runs in the calling thread), wall time 0.96-1.68 s against
+    0.87-1.04 s. ``threadpoolctl`` sets it at run time, so it holds however numpy was imported.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 async def build_embedded_providers(settings: Settings) -> ProviderSet:
     """Load all five models (in worker threads) and warm them up."""
     # Imported here so that `providers = "fake"` never imports the model runtimes.
@@ -73,9 +89,9 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
     from vocalis.providers.embedded.turn import SmartTurn
     from vocalis.providers.embedded.vad import SileroVAD
 
+    if settings.embedded_blas_threads:
+        limit_blas_threads(settings.embedded_blas_threads)
     assets = await _load("model files", lambda: ensure_assets(settings))
-    nice = settings.embedded_background_nice
-    background_nice = None if nice < 0 else nice
     vad = await _load("Silero VAD", lambda: SileroVAD(assets.vad_model))
     turn = await _load("Smart Turn v3.2", lambda: SmartTurn(assets.turn_model))
     stt = await _load(
@@ -84,16 +100,12 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
             assets.stt_model_dir,
             threads=settings.embedded_stt_threads,
             lanes=settings.embedded_stt_lanes,
-            background_nice=background_nice,
         ),
     )
     tts = await _load(
         "Piper joe-medium",
         lambda: PiperTTS(
-            assets.tts_model,
-            assets.tts_config,
-            threads=settings.embedded_tts_threads,
-            background_nice=background_nice,
+            assets.tts_model, assets.tts_config, threads=settings.embedded_tts_threads
         ),
     )
     llm = await _load(

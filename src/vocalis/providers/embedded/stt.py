@@ -109,46 +109,21 @@ class WhisperSTT:
     s without.
     """
 
-    def __init__(
-        self,
-        model_dir: Path,
-        *,
-        threads: int = 1,
-        lanes: int = 2,
-        background_nice: int | None = None,
-    ) -> None:
-        self._model_dir = model_dir
-        self._threads = threads
-        self._model = self._load(workers=lanes)
-        #: With a background lane, partials decode on a model of their own, loaded by that
-        #: lane's (nicer) thread, so CTranslate2's worker for it inherits the niceness; the
-        #: finals' model keeps its workers at the process's priority.
-        self._partial_model: TrimmedWhisperModel | None = None
-        self._separate_partials = background_nice is not None
+    def __init__(self, model_dir: Path, *, threads: int = 1, lanes: int = 2) -> None:
+        self._model = TrimmedWhisperModel(
+            str(model_dir),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=threads,
+            num_workers=lanes,  # CTranslate2 runs as many calls at once as it has workers
+            local_files_only=True,
+        )
         self.worker: InferenceWorker[_Decode, Transcript] = InferenceWorker(
             "stt",
             lambda jobs: [self._run(*job) for job in jobs],
             hold_background=FIRST_WORDS.__bool__,  # a reply's first words come first
             lanes=lanes,
-            background_nice=background_nice,
         )
-
-    def _load(self, *, workers: int) -> TrimmedWhisperModel:
-        return TrimmedWhisperModel(
-            str(self._model_dir),
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=self._threads,
-            num_workers=workers,  # CTranslate2 runs as many calls at once as it has workers
-            local_files_only=True,
-        )
-
-    def _model_for(self, final: bool) -> TrimmedWhisperModel:
-        if final or not self._separate_partials:
-            return self._model
-        if self._partial_model is None:  # only the background lane decodes partials
-            self._partial_model = self._load(workers=1)
-        return self._partial_model
 
     async def transcribe(self, audio: Audio, options: STTOptions, *, final: bool) -> Transcript:
         if len(audio) < MIN_SAMPLES:
@@ -178,8 +153,7 @@ class WhisperSTT:
             kwargs["max_new_tokens"] = min(wanted, MAX_NEW_TOKENS)
         else:
             kwargs["max_new_tokens"] = 96
-        model = self._model_for(final)
-        segments, _info = model.transcribe(np.asarray(audio, dtype=np.float32), **kwargs)
+        segments, _info = self._model.transcribe(np.asarray(audio, dtype=np.float32), **kwargs)
         texts: list[str] = []
         logprobs: list[float] = []
         for segment in segments:
@@ -194,8 +168,6 @@ class WhisperSTT:
     async def warmup(self) -> None:
         silence = np.zeros(INPUT_RATE, dtype=np.float32)
         await self.worker.submit((silence, STTOptions(), True), Priority.TURN_DECISION)
-        # a partial too: loads the partials' model (if separate) before the first caller
-        await self.worker.submit((silence, STTOptions(), False), Priority.BACKGROUND)
 
     async def aclose(self) -> None:
         self.worker.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,18 +19,6 @@ from vocalis.providers.scheduling import Priority
 from vocalis.providers.workers import FIRST_WORDS, InferenceWorker
 
 _SYNTHESIS = SynthesisConfig(volume=0.9)  # Piper peak-normalises each sentence; leave headroom
-#: espeak-ng, Piper's phonemizer, keeps global state: one text is phonemized at a time.
-_PHONEMIZING = threading.Lock()
-
-
-class _SharedVoice(PiperVoice):
-    """A Piper voice that two threads may synthesise with at once: the network runs in
-    onnxruntime, which allows concurrent runs; only the phonemizer is taken in turn."""
-
-    def phonemize(self, text: str) -> list[list[str]]:
-        with _PHONEMIZING:
-            phonemes: list[list[str]] = super().phonemize(text)
-        return phonemes
 
 
 class PiperTTS:
@@ -53,23 +40,15 @@ class PiperTTS:
     request made from the current task.
     """
 
-    def __init__(
-        self,
-        model_path: Path,
-        config_path: Path,
-        *,
-        threads: int = 1,
-        background_nice: int | None = None,
-    ) -> None:
+    def __init__(self, model_path: Path, config_path: Path, *, threads: int = 1) -> None:
         config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
         # Built by hand rather than with PiperVoice.load so the onnxruntime thread count is ours.
-        self._voice = _SharedVoice(session=onnx_session(model_path, threads), config=config)
+        self._voice = PiperVoice(session=onnx_session(model_path, threads), config=config)
         self.sample_rate: int = config.sample_rate
         self.worker: InferenceWorker[str, list[Audio]] = InferenceWorker(
             "tts",
             lambda texts: [self._run(text) for text in texts],
             hold_background=FIRST_WORDS.__bool__,  # a reply's first words come first
-            background_nice=background_nice,
         )
         self._asked: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
 
