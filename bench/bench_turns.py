@@ -130,13 +130,16 @@ class Models:
     def __init__(self) -> None:
         from faster_whisper import WhisperModel
 
-        from vocalis.providers.embedded import ensure_assets
+        from vocalis.providers.embedded import ensure_assets, limit_blas_threads
         from vocalis.providers.embedded.stt import WhisperSTT
         from vocalis.providers.embedded.turn import SmartTurn
         from vocalis.providers.embedded.vad import SileroVAD
         from vocalis.settings import Settings
 
-        assets = ensure_assets(Settings())
+        settings = Settings()
+        if settings.embedded_blas_threads:  # as the server runs them: the features can differ
+            limit_blas_threads(settings.embedded_blas_threads)
+        assets = ensure_assets(settings)
         self.vad = SileroVAD(assets.vad_model)
         self.turn = SmartTurn(assets.turn_model)
         self.stt = WhisperSTT(assets.stt_model_dir, threads=2)

@@ -75,6 +75,15 @@ def _text(events: list[LLMEvent]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
+async def test_numpys_blas_runs_in_the_calling_thread(stack: ProviderSet) -> None:
+    """The stack caps OpenBLAS at one thread (``embedded_blas_threads``): its spare thread
+    spun beside the models after every log-mel feature product."""
+    from threadpoolctl import threadpool_info
+
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
 # --------------------------------------------------------------------------------------- VAD
 async def test_vad_finds_speech_in_a_real_clip(stack: ProviderSet) -> None:
     audio = _clip("asr_03_librispeech_dev-clean_3752-4944-0001.wav")
