@@ -68,12 +68,13 @@ def limit_blas_threads(threads: int) -> None:
     """Cap numpy's BLAS (OpenBLAS) at ``threads`` for the whole process, for good.
 
     Whisper's and Smart Turn's log-mel features multiply by the mel filters through numpy, and
-    OpenBLAS hands that to a pool of its own threads (one per core), which spin-wait after each
-    call before they sleep: on 2 cores a spare core's worth of spinning beside the models. A
-    probe of six finals in a row through :class:`~.stt.WhisperSTT` (the 4-caller benchmark
-    running beside it): 1.36-1.49 s of process CPU with OpenBLAS's default, 0.81-0.94 s with
-    one thread (the product runs in the calling thread), wall time 0.96-1.68 s against
-    0.87-1.04 s. ``threadpoolctl`` sets it at run time, so it holds however numpy was imported.
+    OpenBLAS hands that small product to a pool of its own threads (one per core), whose
+    threads busy-wait for a while after each call before they sleep: handing off and waiting
+    cost more CPU than the product, beside models that need the cores. A probe of six finals
+    in a row through :class:`~.stt.WhisperSTT` (the 4-caller benchmark running beside it):
+    1.36-1.49 s of process CPU with OpenBLAS's default, 0.81-0.94 s with one thread (the
+    product runs in the calling thread), wall time 0.96-1.68 s against 0.87-1.04 s.
+    ``threadpoolctl`` sets it at run time, so it holds however numpy was imported.
     """
     from threadpoolctl import threadpool_limits
 
