@@ -243,7 +243,8 @@ async def run_n(
     server: ServerProcess, clips: list[np.ndarray], n: int, turns: int, stagger: float
 ) -> dict[str, Any]:
     rss0 = server.rss_mb()
-    stages0 = await asyncio.to_thread(stage_totals, server)
+    metrics0 = await asyncio.to_thread(server_metrics, server)
+    stages0 = stage_totals(metrics0)
     cpu0, t0 = server.cpu_seconds(), time.perf_counter()
     peak: list[float] = [rss0]
     lags: list[float] = [0.0]
@@ -263,8 +264,9 @@ async def run_n(
     sampler.cancel()
     wall = time.perf_counter() - t0
     cpu = server.cpu_seconds() - cpu0
-    stages1 = await asyncio.to_thread(stage_totals, server)
-    (seconds1, gaps1), (seconds0, gaps0) = stages1.pop(AUDIO_GAPS), stages0.pop(AUDIO_GAPS)
+    metrics1 = await asyncio.to_thread(server_metrics, server)
+    stages1 = stage_totals(metrics1)
+    (seconds1, gaps1), (seconds0, gaps0) = audio_gaps(metrics1), audio_gaps(metrics0)
     gap_seconds, gaps = seconds1 - seconds0, gaps1 - gaps0
     stage_means = {
         stage: (stages1[stage][0] - stages0[stage][0])
@@ -313,7 +315,6 @@ async def run_n(
 
 
 STAGES = ("stt", "stt_partial", "turn", "llm_first_token", "tts_first_audio")
-AUDIO_GAPS = "audio_gaps"
 
 
 TIMINGS = (
@@ -386,9 +387,13 @@ def turn_timings(
     return out, slowest, every
 
 
-def stage_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
+def server_metrics(server: ServerProcess) -> str:
+    """The server's ``/metrics`` page (Prometheus text)."""
+    return httpx.get(f"{server.http}/metrics", timeout=10).text
+
+
+def stage_totals(text: str) -> dict[str, tuple[float, float]]:
     """(sum of seconds, calls) of each provider stage so far, from the server's histograms."""
-    text = httpx.get(f"{server.http}/metrics", timeout=10).text
     out = {}
     for stage in STAGES:
         values = []
@@ -400,12 +405,16 @@ def stage_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
             found = re.search(pattern, text, re.MULTILINE)
             values.append(float(found.group(1)) if found else 0.0)
         out[stage] = (values[0], values[1])
-    gaps = []
+    return out
+
+
+def audio_gaps(text: str) -> tuple[float, float]:
+    """(seconds, times) replies' audio ran dry mid-reply so far, from the server's counters."""
+    values = []
     for name in ("vocalis_output_audio_gap_seconds_total", "vocalis_output_audio_gaps_total"):
         found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-        gaps.append(float(found.group(1)) if found else 0.0)
-    out[AUDIO_GAPS] = (gaps[0], gaps[1])  # silence heard mid-reply: (seconds, times)
-    return out
+        values.append(float(found.group(1)) if found else 0.0)
+    return values[0], values[1]
 
 
 def _clips(limit: int) -> list[np.ndarray]:
@@ -564,6 +573,24 @@ def pooled_steps(folder: Path) -> dict[str, dict[str, list[float]]]:
     return {variant: step_waits(turns) for variant, turns in timings.items()}
 
 
+def pooled_load(folder: Path) -> dict[str, dict[str, list[float]]]:
+    """Each variant's finals (ms after the end of speech, every turn) and, one per row, server
+    CPU and how often and how long replies' audio ran dry."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for variant, row in _saved_rows(folder):
+        pool = out.setdefault(variant, {"final": [], "cpu": [], "dry": [], "dry_s": []})
+        pool["final"] += [
+            float(t["stt_final_ms"])
+            for t in row.get("turn_timings", [])
+            if t.get("stt_final_ms") is not None
+        ]
+        pool["cpu"].append(row["cpu_percent"])
+        if "audio_gaps" in row:
+            pool["dry"].append(row["audio_gaps"])
+            pool["dry_s"].append(row["audio_gap_seconds"])
+    return out
+
+
 def _saved_rows(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(variant, row) of every run saved in ``folder``."""
     for path in sorted(folder.glob("*.json")):
@@ -593,11 +620,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.pool:
         variants = pooled(Path(args.pool))
         steps = pooled_steps(Path(args.pool))
+        load = pooled_load(Path(args.pool))
         for variant, v2v in variants.items():
             print(
                 f"{variant}: {len(v2v)} turns; v2v P50 {percentile(v2v, 50):.2f} "
                 f"P90 {percentile(v2v, 90):.2f} P95 {percentile(v2v, 95):.2f} s"
             )
+            pool = load[variant]
+            print(
+                f"  final after the end of speech: P50 {percentile(pool['final'], 50):.0f} "
+                f"P95 {percentile(pool['final'], 95):.0f} ms; server CPU, mean of "
+                f"{len(pool['cpu'])} rows {statistics.mean(pool['cpu']):.1f} %"
+            )
+            if pool["dry"]:
+                print(
+                    f"  replies ran dry {statistics.mean(pool['dry']):.1f} times a row "
+                    f"({statistics.mean(pool['dry_s']):.1f} s of silence; "
+                    f"{len(pool['dry'])} rows)"
+                )
             for step, waits in steps.get(variant, {}).items():
                 if waits:
                     print(

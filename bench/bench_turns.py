@@ -137,8 +137,7 @@ class Models:
         from vocalis.settings import Settings
 
         settings = Settings()
-        if settings.embedded_blas_threads:  # as the server runs them: the features can differ
-            limit_blas_threads(settings.embedded_blas_threads)
+        limit_blas_threads(settings.embedded_blas_threads)  # as served: the features can differ
         assets = ensure_assets(settings)
         self.vad = SileroVAD(assets.vad_model)
         self.turn = SmartTurn(assets.turn_model)

@@ -37,12 +37,10 @@ def pyplot() -> Any:
 
 def save_figure(fig: Any, path: Path, dpi: int = 100) -> None:
     """Lay out a matplotlib figure, write it as a PNG (its folder made if needed), free it."""
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def speech_dir() -> Path:

@@ -168,9 +168,9 @@ class InferenceWorker(Generic[J, R]):
     P50 1.69 / P95 2.49 s over 96 turns against 1.69 / 2.74 s over 128, the final 573 against
     640 ms; in the version written for the tree, P50 1.73 / P95 2.62 s over 96 turns against
     1.58 / 2.63 s over 64, and replies' audio ran dry 15 times a run (19.6 s of silence)
-    against 14 (20.3 s). No steady gain, for a second model (+90 MB) and a thread more per
-    model. Niceness of every Whisper and Piper thread instead made the finals later (738
-    against 643 ms) and v2v P50 1.78 / P95 3.04 s.
+    against 14 (20.3 s) (``--pool``). No steady gain, for a second model (+90 MB, the median
+    of the rows' printed RSS) and a thread more per model. Niceness of every Whisper and Piper
+    thread instead made the finals later (738 against 640 ms) and v2v P50 1.78 / P95 3.04 s.
     """
 
     def __init__(

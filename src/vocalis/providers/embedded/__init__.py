@@ -65,7 +65,8 @@ async def _load(what: str, factory: Callable[[], T]) -> T:
 
 
 def limit_blas_threads(threads: int) -> None:
-    """Cap numpy's BLAS (OpenBLAS) at ``threads`` for the whole process, for good.
+    """Cap numpy's BLAS (OpenBLAS) at ``threads`` for the whole process, for good (0: leave the
+    library's own default).
 
     Whisper's and Smart Turn's log-mel features multiply by the mel filters through numpy, and
     OpenBLAS hands that small product to a pool of its own threads (one per core), whose
@@ -76,6 +77,8 @@ def limit_blas_threads(threads: int) -> None:
     product runs in the calling thread), wall time 0.96-1.68 s against 0.87-1.04 s.
     ``threadpoolctl`` sets it at run time, so it holds however numpy was imported.
     """
+    if not threads:
+        return
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads, user_api="blas")
@@ -90,8 +93,7 @@ async def build_embedded_providers(settings: Settings) -> ProviderSet:
     from vocalis.providers.embedded.turn import SmartTurn
     from vocalis.providers.embedded.vad import SileroVAD
 
-    if settings.embedded_blas_threads:
-        limit_blas_threads(settings.embedded_blas_threads)
+    limit_blas_threads(settings.embedded_blas_threads)
     assets = await _load("model files", lambda: ensure_assets(settings))
     vad = await _load("Silero VAD", lambda: SileroVAD(assets.vad_model))
     turn = await _load("Smart Turn v3.2", lambda: SmartTurn(assets.turn_model))

@@ -91,11 +91,10 @@ class WhisperSTT:
     commit -> first audio 134 vs 190 ms, v2v P50 1.12 vs 1.19 s; 4 callers at once
     (``bench_load --callers 4 --burst 4 --turns 4``, 3 runs each way alternating, 96 turns
     each): the median of the rows' P50 final 0.64 vs 0.69 s, of first synthesised audio 1.69
-    vs 1.94 s, v2v P50
-    1.85 vs 1.90 s, P95 3.05 vs 2.89 s (rows' P95 2.09-3.36 s and one of 7.01 s, whose slowest
-    turn waited 4.4 s for its first LLM token, against 2.72-3.26 s; the next 3 runs with two
-    lanes: P50 1.83, P95 2.94 s). faster-whisper transcribes one recording per call, so
-    decodes are not batched.
+    vs 1.94 s, v2v P50 1.85 vs 1.90 s, P95 3.05 vs 2.89 s (rows' P95 2.09-3.36 s and one of
+    7.01 s, whose slowest turn waited 4.4 s for its first LLM token, against 2.72-3.26 s; the
+    next 3 runs with two lanes: P50 1.83, P95 2.94 s). faster-whisper transcribes one
+    recording per call, so decodes are not batched.
 
     Measured and not done: finals queued together (several callers ending their turns at once)
     decoded as one batch through the CTranslate2 model (same features, prompt and suppressed
