@@ -16,7 +16,12 @@ from vocalis.providers.workers import (
     worker_lags,
 )
 
-FA, TD, BG = Priority.FIRST_AUDIO, Priority.TURN_DECISION, Priority.BACKGROUND
+FA, NA, TD, BG = (
+    Priority.FIRST_AUDIO,
+    Priority.NEXT_AUDIO,
+    Priority.TURN_DECISION,
+    Priority.BACKGROUND,
+)
 
 
 def drain(queue: JobQueue[str], max_batch: int = 1) -> list[list[str]]:
@@ -27,12 +32,13 @@ def drain(queue: JobQueue[str], max_batch: int = 1) -> list[list[str]]:
 
 
 # ------------------------------------------------------------------------------ pure policy
-def test_first_audio_then_turn_decision_then_background_fifo_within_each() -> None:
+def test_first_audio_then_next_audio_then_turn_decision_then_background_fifo_within_each() -> None:
     q: JobQueue[str] = JobQueue()
     for item, prio in [
         ("partial-a", BG),
         ("final-a", TD),
         ("later-sentence", BG),
+        ("piece-running-dry-d", NA),
         ("first-piece-b", FA),
         ("final-b", TD),
         ("first-piece-c", FA),
@@ -41,6 +47,7 @@ def test_first_audio_then_turn_decision_then_background_fifo_within_each() -> No
     assert drain(q) == [
         ["first-piece-b"],
         ["first-piece-c"],
+        ["piece-running-dry-d"],
         ["final-a"],
         ["final-b"],
         ["partial-a"],
@@ -225,12 +232,14 @@ async def test_background_work_holds_back_while_a_reply_waits_for_its_first_word
         with words.awaited() as arrived:
             partial = asyncio.create_task(worker.submit("partial", BG))
             assert await worker.submit("final", TD) == "final"  # not held
+            # nor is a piece whose listener is about to run out of audio
+            assert await worker.submit("piece", NA) == "piece"
             await asyncio.sleep(0.1)
-            assert ran == ["final"] and not partial.done()
+            assert ran == ["final", "piece"] and not partial.done()
             arrived()
             assert not words
             assert await partial == "partial"
-        assert ran == ["final", "partial"]
+        assert ran == ["final", "piece", "partial"]
     finally:
         worker.close()
 

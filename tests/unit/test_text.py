@@ -58,6 +58,24 @@ def test_later_sentences_are_not_cut_at_commas() -> None:
     assert pieces == ["Sure. ", "Then, after that, we go home."]
 
 
+def test_a_later_piece_is_cut_early_when_the_listener_is_about_to_run_dry() -> None:
+    splitter = SentenceSplitter()
+    assert splitter.push("Sure. ") == []
+    assert splitter.push("I can ") == ["Sure. "]
+    low = SentenceSplitter.LOW_RUNWAY_MS - 1
+    # plenty of audio still to hear: the sentence is finished first
+    assert splitter.push("book a table, ", runway_ms=3000) == []
+    # a one-word piece would be said as a sentence of its own
+    assert SentenceSplitter().push("Well ", runway_ms=0) == []
+    # little left: what is written goes now, up to its last comma
+    assert splitter.push("for two ", runway_ms=low) == ["I can book a table, "]
+    assert splitter.push("people at eight. ", runway_ms=2000) == []
+    # no comma: every complete word (the last one may still be growing)
+    assert splitter.push("Would you ", runway_ms=2000) == ["for two people at eight. "]
+    assert splitter.push("like a window seat?", runway_ms=low) == ["Would you like a window "]
+    assert splitter.flush() == "seat?"
+
+
 def test_word_timings_cover_the_audio_in_order() -> None:
     words = time_words("Hi! How can I help? ", 1000, 950)
     assert [w.text for w in words] == ["Hi! ", "How ", "can ", "I ", "help? "]

@@ -11,10 +11,12 @@ The order, from what a caller is waiting for:
 1. ``FIRST_AUDIO`` — work that stands between a finished turn and the first sound of the reply
    (a reply's LLM request, its first spoken piece). Silence after the user stops is what callers
    notice most.
-2. ``TURN_DECISION`` — the final transcript and the turn model's verdict that decide whether a
+2. ``NEXT_AUDIO`` — work that stands between a speaking reply and a gap in it: a piece whose
+   listener is about to run out of audio.
+3. ``TURN_DECISION`` — the final transcript and the turn model's verdict that decide whether a
    turn ended (a turn that cannot end cannot be answered).
-3. ``BACKGROUND`` — everything else: partial transcripts, later sentences of a reply already
-   speaking (they have the playing audio's length as slack), prompt prefills.
+4. ``BACKGROUND`` — everything else: partial transcripts, later sentences of a reply already
+   speaking with audio to spare (the playing audio is their slack), prompt prefills.
 
 Within a priority, first come first served. A job may carry a ``batch_key``: jobs with the same
 key can run as one model call (VAD frames of many sessions), so the queue hands out the most
@@ -23,6 +25,9 @@ urgent job together with the next waiting jobs that share its key.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Generic, TypeVar
@@ -34,8 +39,26 @@ class Priority(IntEnum):
     """Lower runs first."""
 
     FIRST_AUDIO = 0
-    TURN_DECISION = 1
-    BACKGROUND = 2
+    NEXT_AUDIO = 1
+    TURN_DECISION = 2
+    BACKGROUND = 3
+
+
+#: The priority of the model work started in this context, where a provider's interface has
+#: no place for one (``TTS.synthesize(text, voice)``): the session knows what a caller waits
+#: for, the provider does not. A reply sets it around each piece it has synthesised; unset,
+#: a provider takes the work as ``FIRST_AUDIO``.
+WORK_PRIORITY: ContextVar[Priority | None] = ContextVar("vocalis_work_priority", default=None)
+
+
+@contextlib.contextmanager
+def work_priority(priority: Priority) -> Iterator[None]:
+    """Model work started inside the block runs at ``priority`` (see :data:`WORK_PRIORITY`)."""
+    token = WORK_PRIORITY.set(priority)
+    try:
+        yield
+    finally:
+        WORK_PRIORITY.reset(token)
 
 
 @dataclass(order=True)

@@ -66,7 +66,8 @@ class FirstWords:
       P50 2.06 / P90 3.00 / P95 3.26 s with it, 2.18 / 3.37 / 3.55 s without.
 
     The held work has slack: a partial is replaced by the next one; a later sentence has the
-    playing audio ahead of it. Counted and read from any thread (a lock guards the count).
+    playing audio ahead of it (one whose listener is about to run out is not background work).
+    Counted and read from any thread (a lock guards the count).
     """
 
     def __init__(self) -> None:

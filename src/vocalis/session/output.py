@@ -141,6 +141,13 @@ class ReplyOutput:
             return 0.0
         return (self._clock.now() - self.t_first) * 1000
 
+    def runway_ms(self) -> float | None:
+        """How much of the audio produced so far the listener has still to hear; None until
+        the first chunk goes out (nothing is playing yet)."""
+        if self.t_first is None:
+            return None
+        return max(0.0, self.produced_ms - self.playout_ms())
+
     def playout_ms(self) -> float:
         """What the listener has heard (§10.4), frozen at what was sent while paused."""
         if self.paused:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
@@ -15,7 +12,7 @@ from piper.config import PiperConfig
 
 from vocalis.providers.base import Audio, LLMError
 from vocalis.providers.embedded._threads import onnx_session
-from vocalis.providers.scheduling import Priority
+from vocalis.providers.scheduling import WORK_PRIORITY, Priority
 from vocalis.providers.workers import FIRST_WORDS, InferenceWorker
 
 _SYNTHESIS = SynthesisConfig(volume=0.9)  # Piper peak-normalises each sentence; leave headroom
@@ -34,10 +31,9 @@ class PiperTTS:
     of speech: the second synthesis takes the core the LLM writes on), and v2v read P50 1.89
     / P95 3.10 s against 1.83 / 2.94 s.
 
-    The first piece a reply asks for goes ahead of other replies' later sentences: those have
-    the audio already playing as slack, the first piece stands between the caller and any sound.
-    A reply produces its audio in one task (``Reply._produce``), so "first" is the first
-    request made from the current task.
+    A synthesis runs at the priority its reply gives it (:data:`WORK_PRIORITY`): a reply's
+    first piece, or a piece its listener is about to run out of audio for, goes ahead of other
+    replies' later sentences, which have the audio already playing as slack.
     """
 
     def __init__(self, model_path: Path, config_path: Path, *, threads: int = 1) -> None:
@@ -50,21 +46,15 @@ class PiperTTS:
             lambda texts: [self._run(text) for text in texts],
             hold_background=FIRST_WORDS.__bool__,  # a reply's first words come first
         )
-        self._asked: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
-
-    def _priority(self) -> Priority:
-        task = asyncio.current_task()
-        if task is None:
-            return Priority.FIRST_AUDIO
-        asked = self._asked.get(task, 0)
-        self._asked[task] = asked + 1
-        return Priority.FIRST_AUDIO if asked == 0 else Priority.BACKGROUND
 
     async def synthesize(self, text: str, voice: str) -> AsyncIterator[Audio]:
         if not text.strip():
             return
         try:
-            chunks = await self.worker.submit(text, self._priority())
+            priority = WORK_PRIORITY.get()
+            chunks = await self.worker.submit(
+                text, Priority.FIRST_AUDIO if priority is None else priority
+            )
         except LLMError:
             raise
         except Exception as exc:
