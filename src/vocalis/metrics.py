@@ -238,7 +238,7 @@ def output_gaps(count: int, seconds: float) -> None:
     """A reply's audio ran dry ``count`` times mid-reply, ``seconds`` of silence in all."""
     if count > 0:
         OUTPUT_GAPS.inc(count)
-        OUTPUT_GAP_SECONDS.inc(max(0.0, seconds))
+        OUTPUT_GAP_SECONDS.inc(seconds)
 
 
 def provider_latency(provider: str, stage: Stage, seconds: float) -> None:

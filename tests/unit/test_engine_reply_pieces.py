@@ -35,7 +35,7 @@ class PriorityTTS(HeardTTS):
 
     def __init__(self) -> None:
         super().__init__()
-        self.priorities: list[Priority | None] = []
+        self.priorities: list[Priority] = []
 
     async def synthesize(self, text: str, voice: str) -> AsyncIterator[Audio]:
         self.priorities.append(WORK_PRIORITY.get())

@@ -46,9 +46,11 @@ class Priority(IntEnum):
 
 #: The priority of the model work started in this context, where a provider's interface has
 #: no place for one (``TTS.synthesize(text, voice)``): the session knows what a caller waits
-#: for, the provider does not. A reply sets it around each piece it has synthesised; unset,
-#: a provider takes the work as ``FIRST_AUDIO``.
-WORK_PRIORITY: ContextVar[Priority | None] = ContextVar("vocalis_work_priority", default=None)
+#: for, the provider does not. A reply sets it around each piece it has synthesised; unset
+#: (a warm-up, a benchmark calling the voice itself), the work is ``FIRST_AUDIO``.
+WORK_PRIORITY: ContextVar[Priority] = ContextVar(
+    "vocalis_work_priority", default=Priority.FIRST_AUDIO
+)
 
 
 @contextlib.contextmanager

@@ -146,7 +146,7 @@ class ReplyOutput:
         the first chunk goes out (nothing is playing yet)."""
         if self.t_first is None:
             return None
-        return max(0.0, self.produced_ms - self.playout_ms())
+        return self.produced_ms - self.playout_ms()  # what is heard was sent, so produced
 
     def playout_ms(self) -> float:
         """What the listener has heard (§10.4), frozen at what was sent while paused."""

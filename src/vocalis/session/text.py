@@ -19,6 +19,11 @@ _NON_WORD = re.compile(r"[^\w\s'-]+")
 MAX_SENTENCE_CHARS = 220
 
 
+def _closes_clause(word: str) -> bool:
+    """A word (with its trailing whitespace) ends on a comma, semicolon or colon."""
+    return _SOFT_BREAK.match(word[len(word.rstrip()) - 1 :]) is not None
+
+
 class SentenceSplitter:
     """Cuts streamed model text into sentences as soon as each one is complete.
 
@@ -37,21 +42,21 @@ class SentenceSplitter:
     #: the reply is still prepared during the pause (speculatively) there is time to wait for a
     #: more natural cut.
     FIRST_WAITING_WORDS = 3
-    #: A later piece is cut early too once the listener has less than this much of the
-    #: reply's audio left to hear (``runway_ms``): the text so far is said now, at its last
-    #: comma if there is one, rather than leave a silence while the sentence is finished. With
-    #: the LLM stopped while a piece is synthesised (``embedded_llm_max_ahead``), the rest of a
-    #: sentence after a three-word first piece was written and then synthesised while only
-    #: that piece played: with 4 callers at once the listener's audio ran dry about once a
-    #: reply, for 0.1-4 s. 4 callers at once (``bench_load --callers 4 --burst 4 --turns 4``,
-    #: 3 runs each way alternating, 96 turns each, ``--pool``), with ``Reply._speech_priority``:
-    #: the listener's audio ran dry 7.2 times a row of 16 turns for 1.6 s in all, against 14.7
-    #: times for 22.4 s; v2v P50 1.69 / P95 2.48 s against 1.68 / 2.81 s; 5.7 pieces a reply
-    #: against 4.0. Measured and not kept: cutting when the runway less 1.5 times the reply's
-    #: last synthesis fell below 250 ms (later cuts while the voice is fast): 22.8 times and
-    #: 9.1 s a row against 11.8 times and 4.9 s with this rule (2 runs each, such pieces then
-    #: synthesised as first pieces; the model writes nothing while it steps aside for other
-    #: replies' first words, up to 0.6 s, so a later cut came too late).
+    #: A later piece is cut early too once the listener has less than this much of the reply's audio
+    #: left to hear (``runway_ms``): the text so far is said now, at its last comma if there is one,
+    #: rather than leave a silence while the sentence is finished. With the LLM stopped while a
+    #: piece is synthesised (``embedded_llm_max_ahead``), the rest of a sentence after a three-word
+    #: first piece was written and then synthesised while only that piece played: with 4 callers at
+    #: once the listener's audio ran dry about once a reply, for 0.1-4 s (a probe logging each
+    #: underrun with its piece). 4 callers at once (``bench_load --callers 4 --burst 4 --turns 4``,
+    #: 3 runs each way alternating, 96 turns each, ``--pool``), with ``Reply._speech_priority``: the
+    #: listener's audio ran dry 7.2 times a row of 16 turns for 1.6 s in all, against 14.7 times for
+    #: 22.4 s; v2v P50 1.69 / P95 2.48 s against 1.68 / 2.81 s; 5.7 pieces a reply against 4.0 (the
+    #: probe's count). Measured and not kept: cutting when the runway less 1.5 times the reply's
+    #: last synthesis fell below 250 ms (later cuts while the voice is fast): 22.8 times and 9.1 s a
+    #: row against 11.8 times and 4.9 s with this rule (2 runs each, such pieces then synthesised as
+    #: first pieces; the model writes nothing while it steps aside for other replies' first words,
+    #: up to 0.6 s, so a later cut came too late).
     LOW_RUNWAY_MS = 800
     #: ... but not before this many words: a one-word piece is said as a sentence of its own.
     LATER_MIN_WORDS = 2
@@ -106,7 +111,7 @@ class SentenceSplitter:
         words = _WORD.findall(self._buf)
         complete = words[:-1]  # the last word may still be growing
         for count, word in enumerate(complete, 1):
-            soft = _SOFT_BREAK.match(word[len(word.rstrip()) - 1 :]) is not None
+            soft = _closes_clause(word)
             if (soft and count >= self.FIRST_MIN_WORDS) or count >= max_words:
                 return self._cut(count, words)
         return None
@@ -121,8 +126,7 @@ class SentenceSplitter:
         soft = [
             count
             for count, word in enumerate(complete, 1)
-            if count >= self.LATER_MIN_WORDS
-            and _SOFT_BREAK.match(word[len(word.rstrip()) - 1 :]) is not None
+            if count >= self.LATER_MIN_WORDS and _closes_clause(word)
         ]
         return self._cut(soft[-1] if soft else len(complete), words)
 

@@ -12,7 +12,7 @@ from piper.config import PiperConfig
 
 from vocalis.providers.base import Audio, LLMError
 from vocalis.providers.embedded._threads import onnx_session
-from vocalis.providers.scheduling import WORK_PRIORITY, Priority
+from vocalis.providers.scheduling import WORK_PRIORITY
 from vocalis.providers.workers import FIRST_WORDS, InferenceWorker
 
 _SYNTHESIS = SynthesisConfig(volume=0.9)  # Piper peak-normalises each sentence; leave headroom
@@ -51,10 +51,7 @@ class PiperTTS:
         if not text.strip():
             return
         try:
-            priority = WORK_PRIORITY.get()
-            chunks = await self.worker.submit(
-                text, Priority.FIRST_AUDIO if priority is None else priority
-            )
+            chunks = await self.worker.submit(text, WORK_PRIORITY.get())
         except LLMError:
             raise
         except Exception as exc:
