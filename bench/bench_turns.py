@@ -94,6 +94,7 @@ class Outcome:
     ends: list[tuple[int, int]] = field(default_factory=list)  # (end sample, silence ms at end)
     last_speech: int = 0
     texts: list[str] = field(default_factory=list)  # the final transcript at each end (engine)
+    probs: list[float | None] = field(default_factory=list)  # the turn model's P at each end
 
 
 _CLOSED = re.compile(r"[.!?…][\"')\]]*\s*$")
@@ -239,6 +240,7 @@ def engine(
     taker = TurnTaker(rules, lambda: f"turn_{next(ids)}")
     out = Outcome(last_speech=last_speech_end(probs))
     levels = frame_rms(audio, FRAME)
+    heard_prob: float | None = None  # the turn model's latest answer
     for i, p in enumerate(probs):
         start, end = i * FRAME, (i + 1) * FRAME
         wall = end / RATE
@@ -250,10 +252,12 @@ def engine(
                     text = models.text(audio[a:b])
                     actions += taker.final_heard(item, Transcript(text), wall)
                 case WantVerdict(item, a, b):
-                    actions += taker.verdict_heard(item, models.prob(audio[a:b]), wall)
+                    heard_prob = models.prob(audio[a:b])
+                    actions += taker.verdict_heard(item, heard_prob, wall)
                 case CommitTurn(transcript=heard):
                     out.ends.append((end, (end - taker.last_speech_end) * 1000 // RATE))
                     out.texts.append(heard.text)
+                    out.probs.append(heard_prob)
     return out
 
 
@@ -314,6 +318,26 @@ def ended_at_min(outcome: Outcome, lo: int) -> bool:
     return not early and bool(finals) and finals[0][1] < lo + FRAME * 1000 // RATE
 
 
+def show_misses(variant: Variant, mode: str, outcome: Outcome, lo: int) -> None:
+    """Print where the engine went wrong on this variant: a turn ended before the last word
+    (a cut-off), or a complete utterance that did not end at min_silence, with the final
+    transcript, the turn model's P and the rule that decided at each end."""
+    if variant.kind == "complete" and ended_at_min(outcome, lo):
+        return
+    if variant.kind in ("hesitation", "phrase") and not cut_off(variant, outcome):
+        return
+    if variant.kind == "fragment":
+        return  # waiting is right there
+    where = f"{variant.clip[:6]} {variant.kind:10s} {variant.pause_ms:4d} {variant.after_word:>10s}"
+    for (end, silence), text, prob in zip(outcome.ends, outcome.texts, outcome.probs, strict=True):
+        before = "cut" if end < outcome.last_speech else "end"
+        shown = "-" if prob is None else f"{prob:.3f}"
+        print(
+            f"  {mode:11s} {where} {before} after {silence:4d} ms  P={shown:5s} "
+            f"{judge(prob, text).reason:40s} {text[-60:]!r}"
+        )
+
+
 def pct(values: list[bool]) -> str:
     return (
         f"{100 * sum(values) / len(values):5.1f}% ({sum(values)}/{len(values)})" if values else "-"
@@ -369,7 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="6 clips, 2 pause lengths")
     parser.add_argument("--speech-dir", type=Path, default=None)
-    parser.add_argument("--show", action="store_true", help="print every variant's turn ends")
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="print the engine's misses (cut-offs, late ends) with transcript and turn-model P",
+    )
     parser.add_argument(
         "--sweep", action="store_true", help="also try other thresholds of the combined rule"
     )
@@ -397,12 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, strategy in STRATEGIES.items():
                 outcome = strategy(models, variant.audio, probs, lo, hi)
                 tally.add((name, mode), variant, outcome, lo)
-                if args.show and mode == "balanced":
-                    print(
-                        f"  {variant.clip[:6]} {variant.kind:10s} {variant.pause_ms:4d} "
-                        f"{variant.after_word:>10s} {name:18s} ends={outcome.ends} "
-                        f"last={outcome.last_speech}"
-                    )
+                if args.show and name == "engine: TurnTaker":
+                    show_misses(variant, mode, outcome, lo)
             if args.sweep:
                 for policy in SWEEP:
                     outcome = engine(models, variant.audio, probs, lo, hi, policy)
