@@ -336,6 +336,24 @@ async def test_llm_speaking_reply_steps_aside_while_another_waits_for_its_first_
     assert text.count(" ".join(text.split()[:4])) == 1, text  # continued, not started again
 
 
+async def test_llm_failure_inside_the_token_callback_is_the_requests_error(
+    stack: ProviderSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp stops a request whose callback raises without a word; the reply must hear
+    of it as an error, not as a reply that ended after its first word."""
+    from vocalis.providers.base import LLMError
+    from vocalis.providers.embedded import llm as llm_module
+
+    def broken(written: str, *, holding: bool, calls: bool) -> bool:
+        raise RuntimeError("callback broke")
+
+    monkeypatch.setattr(llm_module, "may_continue", broken)  # asked on every chunk
+    request = LLMRequest(messages=(SYSTEM, ChatMessage("user", "Say hello.")), max_tokens=20)
+    with pytest.raises(LLMError, match="callback broke"):
+        async for _ in stack.llm.stream(request):
+            pass
+
+
 async def test_llm_warms_a_prompt_only_while_nothing_else_runs(stack: ProviderSet) -> None:
     """A turn's words are evaluated ahead only on an idle model: beside a reply they would
     share its decoding batches and make its first words late."""

@@ -285,6 +285,13 @@ class QwenLLM:
         piece away to be spoken (it leaves :data:`FIRST_PIECE_BACKLOG` chunks untaken), and
         once past that it steps aside while other replies wait for theirs: it stops, holds
         for up to :data:`MAX_HOLD_S` (once per spell of waiting replies), and continues.
+
+        Measured and not done: a reply whose own listener had under 1.5 s of audio left (its
+        later pieces' ``NEXT_AUDIO``) not stepping aside. 4 callers at once (``bench_load
+        --callers 4 --burst 4 --turns 4``, 2 runs each way alternating, 64 turns each,
+        ``--pool``, 2026-12-04): replies ran dry 6.2 times / 1.6 s a row against 7.2 / 2.3 s,
+        but v2v P50 1.86 / P95 2.93 s against 1.81 / 2.68 s (the first piece's synthesis P95
+        619 vs 388 ms): the other callers' first words paid for it.
         """
         budget = max_tokens
         if budget is None:
@@ -321,6 +328,16 @@ class QwenLLM:
             errors: list[str] = []
 
             def on_chunk(data: Any) -> bool:
+                # llama.cpp's server stops a request whose callback raises and says nothing, so
+                # a bug here ended replies after one word with no error (found in a benchmark
+                # run): the exception is kept and raised as the request's error instead
+                try:
+                    return take(data)
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    return True
+
+            def take(data: Any) -> bool:
                 nonlocal spoken_tokens, generated, written, calls_seen, paused, aside, piece_out
                 nonlocal held_spell
                 if cancelled.is_set():
