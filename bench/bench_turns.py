@@ -322,12 +322,12 @@ def show_misses(variant: Variant, mode: str, outcome: Outcome, lo: int) -> None:
     """Print where the engine went wrong on this variant: a turn ended before the last word
     (a cut-off), or a complete utterance that did not end at min_silence, with the final
     transcript, the turn model's P and the rule that decided at each end."""
-    if variant.kind == "complete" and ended_at_min(outcome, lo):
-        return
-    if variant.kind in ("hesitation", "phrase") and not cut_off(variant, outcome):
-        return
     if variant.kind == "fragment":
         return  # waiting is right there
+    if variant.kind == "complete" and ended_at_min(outcome, lo):
+        return
+    if variant.kind != "complete" and not cut_off(variant, outcome):
+        return
     where = f"{variant.clip[:6]} {variant.kind:10s} {variant.pause_ms:4d} {variant.after_word:>10s}"
     for (end, silence), text, prob in zip(outcome.ends, outcome.texts, outcome.probs, strict=True):
         before = "cut" if end < outcome.last_speech else "end"

@@ -326,6 +326,7 @@ class QwenLLM:
             piece_out = not reply  # the reply took its first piece (or this is no reply)
             held_spell = -1  # the FIRST_WORDS spell this request last stepped aside in
             errors: list[str] = []
+            broke: list[Exception] = []  # raised inside on_chunk: kept for its traceback
 
             def on_chunk(data: Any) -> bool:
                 # llama.cpp's server stops a request whose callback raises and says nothing, so
@@ -335,6 +336,7 @@ class QwenLLM:
                     return take(data)
                 except Exception as exc:
                     errors.append(f"{type(exc).__name__}: {exc}")
+                    broke.append(exc)
                     return True
 
             def take(data: Any) -> bool:
@@ -402,7 +404,10 @@ class QwenLLM:
                     except Exception as exc:
                         raise LLMError(f"local model failed: {exc}", retryable=True) from exc
                     if errors:
-                        raise LLMError(f"local model failed: {errors[0]}", retryable=True)
+                        cause = broke[0] if broke else None
+                        raise LLMError(
+                            f"local model failed: {errors[0]}", retryable=True
+                        ) from cause
                     if spoken_tokens >= spoken_cap or cancelled.is_set():
                         return
                     if aside:
