@@ -67,6 +67,15 @@ class FirstWords:
 
     The held work has slack: a partial is replaced by the next one; a later sentence has the
     playing audio ahead of it (one whose listener is about to run out is not background work).
+
+    Measured and not done: replies writing their first pieces one at a time, in arrival order
+    (a reply waited, up to 0.5 s, while another was counted here, so that its prompt was not
+    evaluated in the same decode steps as the other's first tokens). 4 callers at once
+    (``bench_load --callers 4 --burst 4 --turns 4``, alternating, ``--pool``, AVX2-only host,
+    2026-12-04): v2v P50 1.37 / P90 2.28 / P95 2.83 s over 64 turns against 1.42 / 2.41 /
+    2.65 s over 96; the first piece came sooner after the first token (P95 540 against 920
+    ms) but the first token later after the final (P95 1178 against 893 ms): the wait moved
+    from one step to the other.
     Counted and read from any thread (a lock guards the count).
     """
 
