@@ -67,6 +67,7 @@ class FirstWords:
 
     The held work has slack: a partial is replaced by the next one; a later sentence has the
     playing audio ahead of it (one whose listener is about to run out is not background work).
+    Counted and read from any thread (a lock guards the count).
 
     Measured and not done: replies writing their first pieces one at a time, in arrival order
     (a reply waited, up to 0.5 s, while another was counted here, so that its prompt was not
@@ -76,7 +77,6 @@ class FirstWords:
     2.65 s over 96; the first piece came sooner after the first token (P95 540 against 920
     ms) but the first token later after the final (P95 1178 against 893 ms): the wait moved
     from one step to the other.
-    Counted and read from any thread (a lock guards the count).
     """
 
     def __init__(self) -> None:
